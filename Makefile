@@ -1,0 +1,53 @@
+# Two commands: `make test` and `make reproduce`. Each builds .venv (the pinned CPU stack) when it is missing or
+# when pyproject.toml changed, and is quick when the environment is already there.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PRESET ?= cpu
+export HF_HUB_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+SOURCES = find inoculate nbs README.md -type f \( -name '*.py' -o -name '*.ipynb' -o -name '*.md' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs md5sum
+
+.PHONY: env test sync nbtest pytest reproduce readme clean
+
+$(STAMP): pyproject.toml
+	@echo "==> building $(VENV): torch 2.13.0 (CPU), Unsloth 2026.10.9 and its pins, nbdev 3, papermill, altair (a few minutes, once)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[cpu,dev]'
+	@echo "==> removing torchvision (PyPI's build breaks beside the CPU torch; nothing here needs it)"
+	$(BIN)/python -m pip uninstall -y -q torchvision
+	@touch $@
+
+env: $(STAMP)
+	@echo "==> environment ready in $(VENV) ($$($(BIN)/python -c 'import torch, transformers, trl; print(f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}")'))"
+
+readme: env
+	@$(BIN)/jupyter nbconvert --log-level=WARN --to markdown nbs/index.ipynb --output-dir . --output README
+
+sync: env
+	@echo "==> nbdev-export, nbdev-clean and the README must leave the sources unchanged"
+	@before=$$($(SOURCES)); \
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean && $(MAKE) -s readme; \
+	after=$$($(SOURCES)); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "out of sync (now fixed in your tree; review and commit):"; diff <(echo "$$before") <(echo "$$after"); exit 1; fi
+
+nbtest: env
+	@echo "==> nbdev-test: every notebook, figure notebooks with their smoke defaults (slow and gpu cells skipped)"
+	$(BIN)/nbdev-test --n-workers 2 --timing
+
+pytest: env
+	@echo "==> pytest: integration, fault and regression tests"
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test: sync nbtest pytest
+
+reproduce: env
+	@echo "==> every figure with the $(PRESET) preset (finished runs in runs/ are skipped)"
+	$(BIN)/inoculate reproduce --preset $(PRESET)
+
+clean:
+	rm -rf .executed figures/.smoke _proc _docs
