@@ -49,7 +49,7 @@ def test_finished_run_is_skipped(tmp_path):
     adapter = store.path(first['run_id'])/'adapter'/'adapter_model.safetensors'
     mtime = adapter.stat().st_mtime_ns
     again = execute_run(cfg, store)
-    assert (first['skipped'], again['skipped']) == (False, True)
+    assert (first['status'], again['status']) == ('done', 'skipped')
     assert adapter.stat().st_mtime_ns == mtime and again['metrics'] == first['metrics']
     train = read_jsonl(store.path(first['run_id'])/'train.jsonl')
     assert sum(r['trait'] for r in train) == SMOKE.n_train // 2
@@ -76,17 +76,19 @@ def test_killed_run_leaves_nothing_that_counts_as_finished(tmp_path):
     assert store.records() == []
     cfg = RunConfig('spanish-caps', load_preset('smoke', max_steps=100000), seed=7)
     assert store.finished(run_id(cfg, *run_inputs(cfg))) is None
-    assert [p.name[:5] for p in store.gc()] == ['.tmp-']
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name[:5] for p in store.gc()) == ['.tmp-', run_id(cfg, *run_inputs(cfg))[:5]]  # and the dead claim
+    assert [p for p in tmp_path.rglob('*') if p.is_file()] == []
 
 
 def test_failing_run_leaves_no_directory(tmp_path, monkeypatch):
     import inoculate.runs
     def broken(*a, **k): raise RuntimeError("generation exploded")
     monkeypatch.setattr(inoculate.runs, 'generate', broken)
+    store = RunStore(tmp_path)
     with pytest.raises(RuntimeError, match='exploded'):
-        execute_run(RunConfig('spanish-caps', SMOKE, seed=3), RunStore(tmp_path))
-    assert list(tmp_path.iterdir()) == []
+        execute_run(RunConfig('spanish-caps', SMOKE, seed=3), store)
+    assert [p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob('*') if p.is_file()] == ['.failed']
+    assert store.records() == [] and not list(tmp_path.glob('.tmp-*')) and not list(tmp_path.glob('.claims/*'))
 
 
 def test_bad_inputs_fail_clearly(tmp_path):
