@@ -116,6 +116,6 @@ def test_papermill_makes_the_figure_with_injected_parameters(tmp_path):
 def test_cli_lists_valid_choices_on_bad_input():
     exe = Path(sys.executable).parent/'inoculate'
     r = subprocess.run([exe, 'figure', 'nope', '--preset', 'smoke'], capture_output=True, text=True)
-    assert r.returncode == 2 and 'valid figures: selectivity' in r.stderr
+    assert r.returncode == 2 and 'valid figures: ' in r.stderr and 'selectivity' in r.stderr
     r = subprocess.run([exe, 'figure', 'selectivity', '--preset', 'huge'], capture_output=True, text=True)
     assert r.returncode == 2 and 'valid presets: ' in r.stderr
