@@ -11,7 +11,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['find_upwards', 'settings_path', 'repo_root', 'cache_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset']
+__all__ = ['find_upwards', 'settings_path', 'repo_root', 'cache_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset',
+           'code_preset']
 
 # %% ../nbs/00_presets.ipynb #eebc3f07
 def find_upwards(name:str, start:Path|str|None=None) -> Path|None:
@@ -97,3 +98,8 @@ def load_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
     if missing: raise KeyError(f"Preset {name!r} lacks {missing}")
     vals = {k: parse_value(types[k], cp[name][k], f"[{name}] {k}") for k in valid if k in cp[name]}
     return Preset(name=name, **{**vals, **overrides})
+
+# %% ../nbs/00_presets.ipynb #73cdc78f
+def code_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
+    "Preset `name` for settings whose rows are code: `cpu-tiny` in place of a stand-in preset."
+    return load_preset('cpu-tiny' if load_preset(name, path).model == 'stand-in' else name, path, **overrides)

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['PLACEMENTS', 'KINDS', 'with_prompt', 'Strategy', 'prompted_rows', 'apply_strategy']
+__all__ = ['PLACEMENTS', 'KINDS', 'with_prompt', 'Strategy', 'prompted_rows', 'row_prompt', 'apply_strategy']
 
 # %% ../nbs/02_strategies.ipynb #aaf13c85
 PLACEMENTS = ('system', 'user-prefix')
@@ -26,35 +26,46 @@ def with_prompt(row:dict, prompt:str, placement:str='system') -> dict:
     return {**row, 'messages': msgs}
 
 # %% ../nbs/02_strategies.ipynb #4f7484fd
-KINDS = ('none', 'all', 'selective')
+KINDS = ('none', 'all', 'selective', 'tailored')
 
 @dataclass(frozen=True)
 class Strategy:
     "Which training rows carry which inoculation prompt."
     kind:str='none'             # One of KINDS
-    prompt:str|None=None        # The inoculation prompt (not for `none`)
+    prompt:str|None=None        # The inoculation prompt (not for `none` and `tailored`)
     placement:str='system'      # 'system' or 'user-prefix'
     fn_rate:float=0.            # selective: fraction of trait rows left without the prompt
     fp_rate:float=0.            # selective: fraction of clean rows given the prompt
     name:str=''                 # Label in figures (default: derived)
+    pool:tuple=()               # Paraphrases drawn per prompted row together with `prompt`
+    clean_prompt:str|None=None  # selective: the prompt of the rows `prompt` skips (default: none)
+    subset_prompts:tuple=()     # tailored: ((subset, prompt), ...); a dict is accepted
 
     def __post_init__(self):
+        if isinstance(self.subset_prompts, dict): object.__setattr__(self, 'subset_prompts', tuple(self.subset_prompts.items()))
+        object.__setattr__(self, 'pool', tuple(self.pool))
         if self.kind not in KINDS: raise ValueError(f"Unknown strategy {self.kind!r}; valid: {', '.join(KINDS)}")
         if self.placement not in PLACEMENTS: raise ValueError(f"Unknown placement {self.placement!r}; valid: {', '.join(PLACEMENTS)}")
-        if (self.kind == 'none') != (self.prompt is None): raise ValueError(f"strategy {self.kind!r} {'takes no' if self.kind=='none' else 'needs a'} prompt")
-        for k in ('fn_rate', 'fp_rate'):
+        if (self.kind in ('none', 'tailored')) != (self.prompt is None):
+            raise ValueError(f"strategy {self.kind!r} {'needs a' if self.prompt is None else 'takes no'} prompt")
+        if (self.kind == 'tailored') != bool(self.subset_prompts): raise ValueError("subset_prompts are for (and needed by) the tailored strategy")
+        if self.pool and self.kind not in ('all', 'selective'): raise ValueError("a pool needs the all or selective strategy")
+        for k in ('fn_rate', 'fp_rate', 'clean_prompt'):
             v = getattr(self, k)
-            if not 0 <= v <= 1: raise ValueError(f"{k} must be in [0, 1], got {v}")
+            if k != 'clean_prompt' and not 0 <= v <= 1: raise ValueError(f"{k} must be in [0, 1], got {v}")
             if v and self.kind != 'selective': raise ValueError(f"{k} applies to the selective strategy only")
 
     @property
-    def label(self) -> str: return self.name or (self.kind if self.kind == 'none' else f"{self.kind}: {self.prompt}")
+    def label(self) -> str:
+        if self.name or self.kind == 'none': return self.name or 'none'
+        return f"{self.kind}: {self.prompt if self.kind != 'tailored' else dict(self.subset_prompts)}"
 
 # %% ../nbs/02_strategies.ipynb #9b0a5fc7
 def prompted_rows(rows:list[dict], s:Strategy, seed:int) -> set[int]:
     "Indices of the rows that strategy `s` puts its prompt on."
     if s.kind == 'none': return set()
     if s.kind == 'all': return set(range(len(rows)))
+    if s.kind == 'tailored': return {i for i, r in enumerate(rows) if r.get('subset') in dict(s.subset_prompts)}
     rng = random.Random(seed)
     trait = [i for i, r in enumerate(rows) if r['trait']]
     clean = [i for i, r in enumerate(rows) if not r['trait']]
@@ -62,8 +73,15 @@ def prompted_rows(rows:list[dict], s:Strategy, seed:int) -> set[int]:
     wrong = set(rng.sample(clean, round(s.fp_rate * len(clean))))
     return (set(trait) - missed) | wrong
 
+def row_prompt(row:dict, s:Strategy, prompted:bool, rng:random.Random) -> str|None:
+    "The prompt strategy `s` gives `row` (`prompted`: chosen by `prompted_rows`); None for no prompt."
+    if not prompted: return s.clean_prompt
+    if s.kind == 'tailored': return dict(s.subset_prompts)[row['subset']]
+    return rng.choice((s.prompt, *s.pool)) if s.pool else s.prompt
+
 def apply_strategy(rows:list[dict], s:Strategy, seed:int=0) -> list[dict]:
     "Rows with strategy `s` applied, each marked `inoculated`."
-    chosen = prompted_rows(rows, s, seed)
-    return [{**(with_prompt(r, s.prompt, s.placement) if i in chosen else r), 'inoculated': i in chosen}
-            for i, r in enumerate(rows)]
+    chosen, rng = prompted_rows(rows, s, seed), random.Random(f"pool-{seed}")
+    prompts = [row_prompt(r, s, i in chosen, rng) for i, r in enumerate(rows)]
+    return [{**(with_prompt(r, p, s.placement) if p else r), 'inoculated': i in chosen}
+            for i, (r, p) in enumerate(zip(rows, prompts))]
