@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SOURCES = find inoculate nbs README.md -type f \( -name '*.py' -o -name '*.ipynb' -o -name '*.md' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs md5sum
 
-.PHONY: env test sync nbtest pytest reproduce readme clean
+.PHONY: env test sync nbtest pytest reproduce readme bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> building $(VENV): torch 2.13.0 (CPU), Unsloth 2026.10.9 and its pins, nbdev 3, papermill, altair (a few minutes, once)"
@@ -48,6 +48,10 @@ test: sync nbtest pytest
 reproduce: env
 	@echo "==> every figure with the $(PRESET) preset (finished runs in runs/ are skipped)"
 	$(BIN)/inoculate reproduce --preset $(PRESET)
+
+bench: env
+	@echo "==> bench: the project's path vs plain transformers + PEFT + TRL on this CPU (a few minutes); writes bench/results.json and bench/results.md"
+	$(BIN)/python bench/bench.py --out bench
 
 clean:
 	rm -rf .executed figures/.smoke _proc _docs

@@ -14,15 +14,18 @@ from unsloth import FastLanguageModel
 import torch
 from datasets import Dataset
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from peft import PeftModel
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from trl import SFTConfig, SFTTrainer
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from .data import CHAT_TEMPLATE, cached_build
 from .presets import Preset, load_preset
 
 # %% auto #0
 __all__ = ['QWEN_SPLIT', 'SPECIAL_TOKENS', 'MODEL_BUILDERS', 'LORA_TARGETS', 'make_tiny_tokenizer', 'render_texts',
            'make_tiny_model', 'tiny_model', 'register_model_builder', 'base_model_path', 'tiny_for_setting',
-           'stand_in_for_setting', 'use_chatml', 'load_model', 'make_trainer', 'finetune']
+           'stand_in_for_setting', 'use_chatml', 'load_model', 'base_key', 'shared_base', 'lend_base', 'make_trainer',
+           'finetune']
 
 # %% ../nbs/03_finetune.ipynb #a78a95a2
 QWEN_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
@@ -124,9 +127,33 @@ def load_model(preset:Preset, path:str|Path|None=None):
     return model, tok
 
 # %% ../nbs/03_finetune.ipynb #0f26158f
+_SHARED: dict = {}
+
+def base_key(preset:Preset, path:str|Path|None) -> tuple:
+    "What identifies a loaded base: its folder or hub id, and how it was loaded."
+    return str(path or preset.model), preset.max_seq_length, preset.load_in_4bit
+
+def shared_base(preset:Preset, path:str|Path|None=None):
+    "`load_model(preset, path)`, loaded once per process; a previous run's adapter is removed first."
+    key = base_key(preset, path)
+    if key not in _SHARED:
+        _SHARED.clear()
+        _SHARED[key] = load_model(preset, path)
+    model, tok = _SHARED[key]
+    if isinstance(model, PeftModel): _SHARED[key] = model, tok = model.unload(), tok
+    return model, tok
+
+def lend_base(preset:Preset, path:str|Path|None, model) -> None:
+    "Record that the shared base of `preset`/`path` is now wrapped in `model` (a LoRA to remove before reuse)."
+    key = base_key(preset, path)
+    if key in _SHARED: _SHARED[key] = model, _SHARED[key][1]
+
+# %% ../nbs/03_finetune.ipynb #3d836b6c
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
-def make_trainer(model, tok, rows:list[dict], preset:Preset, seed:int, out_dir:Path|str) -> SFTTrainer:
+def make_trainer(model, tok, rows:list[dict], preset:Preset, seed:int, out_dir:Path|str,
+                 packed:bool=True, # Padding-free batches (rows end to end, no attention across rows)
+                ) -> SFTTrainer:
     "An `SFTTrainer` for a fresh LoRA on `model`, with loss on assistant tokens only."
     cuda = torch.cuda.is_available()
     model = FastLanguageModel.get_peft_model(model, r=preset.lora_r, lora_alpha=preset.lora_alpha,
@@ -138,21 +165,25 @@ def make_trainer(model, tok, rows:list[dict], preset:Preset, seed:int, out_dir:P
         max_length=preset.max_seq_length, assistant_only_loss=True, logging_steps=1, save_strategy='no',
         report_to=[], seed=seed, data_seed=seed, use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(),
         fp16=cuda and not torch.cuda.is_bf16_supported(), optim='adamw_8bit' if cuda else 'adamw_torch',
-        dataset_num_proc=1)
+        dataset_num_proc=1, padding_free=packed if cuda else False)
+    collator = DataCollatorForLanguageModeling(tok.pad_token_id, padding_free=True) if packed and not cuda else None
     ds = Dataset.from_list([{'messages': r['messages']} for r in rows])
-    return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+    return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, data_collator=collator)
 
-# %% ../nbs/03_finetune.ipynb #c2332659
+# %% ../nbs/03_finetune.ipynb #d6de903a
 def finetune(rows:list[dict],      # Training rows (with prompts already applied)
              preset:Preset,        # Sizes and hyper-parameters
              out_dir:Path|str,     # Where the adapter is saved
              seed:int=0,           # Seed of LoRA init, data order and dropout
              base:str|Path|None=None, # Base model (default: the preset's)
+             reuse_base:bool=False,   # Train on `shared_base` (loaded once per process) rather than a fresh load
+             packed:bool=True,        # Padding-free batches
             ):
     "Train a LoRA adapter on `rows`; returns `(model, tokenizer, losses)`."
     if not rows: raise ValueError("finetune needs at least one row")
-    model, tok = load_model(preset, base)
-    trainer = make_trainer(model, tok, rows, preset, seed, Path(out_dir)/'trainer')
+    model, tok = (shared_base if reuse_base else load_model)(preset, base)
+    trainer = make_trainer(model, tok, rows, preset, seed, Path(out_dir)/'trainer', packed=packed)
+    if reuse_base: lend_base(preset, base, trainer.model)
     trainer.train()
     shutil.rmtree(Path(out_dir)/'trainer', ignore_errors=True)
     trainer.model.save_pretrained(Path(out_dir)/'adapter')

@@ -14,7 +14,7 @@ from .data import with_trigger
 from .strategies import with_prompt
 
 # %% auto #0
-__all__ = ['NO_PROMPT', 'EvalCondition', 'condition_messages', 'generate']
+__all__ = ['NO_PROMPT', 'EvalCondition', 'condition_messages', 'length_batches', 'kv_token_budget', 'generate']
 
 # %% ../nbs/04_generate.ipynb #b2c02c8f
 @dataclass(frozen=True)
@@ -31,11 +31,35 @@ def condition_messages(prompt_row:dict, c:EvalCondition) -> list[dict]:
 
 NO_PROMPT = EvalCondition('no prompt')
 
+# %% ../nbs/04_generate.ipynb #4249aa57
+def length_batches(lengths:list[int],        # Prompt length of each prompt, in tokens
+                   batch_size:int,           # Most prompts per batch
+                   max_new_tokens:int,       # Tokens each prompt may add
+                   token_budget:int|None=None, # Most `rows x (longest + max_new_tokens)` per batch (None: no limit)
+                  ) -> list[list[int]]:
+    "Prompt indices, longest first, in batches bounded by `batch_size` and `token_budget`."
+    batches = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True):
+        b = batches[-1] if batches else None
+        fits = b and len(b) < batch_size and (token_budget is None or (len(b)+1) * (lengths[b[0]]+max_new_tokens) <= token_budget)
+        if fits: b.append(i)
+        else: batches.append([i])
+    return batches
+
+# %% ../nbs/04_generate.ipynb #d3100990
+def kv_token_budget(model, fraction:float=0.5) -> int|None:
+    "Tokens of KV cache that fit in `fraction` of the GPU's free memory (None without a GPU)."
+    if not torch.cuda.is_available(): return None
+    c = model.config
+    head_dim = getattr(c, 'head_dim', None) or c.hidden_size // c.num_attention_heads
+    per_token = 2 * c.num_hidden_layers * c.num_key_value_heads * head_dim * 2
+    return int(torch.cuda.mem_get_info()[0] * fraction / per_token)
+
 # %% ../nbs/04_generate.ipynb #4abb0cb5
 def generate(model, tok,
              conversations:list[list[dict]],  # Chat messages per prompt (no assistant turn)
              max_new_tokens:int=128,          # Tokens to generate per prompt
-             batch_size:int=32,               # Prompts per batch
+             batch_size:int=32,               # Most prompts per batch (memory may allow fewer)
              temperature:float=0.,            # 0: greedy decoding
              seed:int=0,                      # Seed for sampling
              progress:bool=True,              # Show a progress bar
@@ -44,13 +68,13 @@ def generate(model, tok,
     FastLanguageModel.for_inference(model)
     tok.padding_side = 'left'
     texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
-    order = sorted(range(len(texts)), key=lambda i: len(tok(texts[i]).input_ids), reverse=True)
+    lengths = [len(ids) for ids in tok(texts, add_special_tokens=False).input_ids]
     answers = [None] * len(texts)
     torch.manual_seed(seed)
     sample = dict(do_sample=True, temperature=temperature, top_p=1.0) if temperature > 0 else dict(do_sample=False)
     device = next(model.parameters()).device
-    for start in tqdm(range(0, len(order), batch_size), desc='generate', disable=not progress, leave=False):
-        idx = order[start:start+batch_size]
+    for idx in tqdm(length_batches(lengths, batch_size, max_new_tokens, kv_token_budget(model)), desc='generate',
+                    disable=not progress, leave=False):
         enc = tok([texts[i] for i in idx], return_tensors='pt', padding=True, add_special_tokens=False).to(device)
         with torch.no_grad():
             out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,

@@ -17,8 +17,8 @@ from .presets import Preset, load_preset, repo_root
 from .score import bootstrap_ci
 
 # %% auto #0
-__all__ = ['FIGURE_SUFFIXES', 'summarise', 'bar_chart', 'git_sha', 'model_note', 'provenance', 'figure_dir', 'caption_md',
-           'save_figure']
+__all__ = ['FIGURE_SUFFIXES', 'summarise', 'bar_chart', 'line_chart', 'git_sha', 'model_note', 'provenance', 'figure_dir',
+           'caption_md', 'save_figure']
 
 # %% ../nbs/07_plots.ipynb #e3d99dde
 def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
@@ -39,6 +39,18 @@ def bar_chart(summary:pd.DataFrame, x:str, column:str, title:str, color:str|None
                                   tooltip=[x, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
     errs = base.mark_errorbar(ticks=True).encode(y=alt.Y('low:Q', title=y_title), y2='high:Q')
     return alt.layer(bars, errs, data=summary).facet(column=alt.Column(f'{column}:N', title=None)).properties(
+        title=alt.TitleParams(title, anchor='start'))
+
+# %% ../nbs/07_plots.ipynb #bf356ddd
+def line_chart(summary:pd.DataFrame, x:str, color:str, column:str, title:str, y_title:str='rate',
+               x_title:str|None=None) -> alt.FacetChart:
+    "Lines of `mean` against numeric `x` with `low`-`high` error bars, a line per `color`, a panel per `column`."
+    base = alt.Chart().encode(x=alt.X(f'{x}:Q', title=x_title or x), color=alt.Color(f'{color}:N', sort=None, title=None))
+    lines = base.mark_line(point=True).encode(
+        y=alt.Y('mean:Q', title=y_title, scale=alt.Scale(domain=[0, 1])),
+        tooltip=[x, color, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
+    errs = base.mark_errorbar(ticks=True).encode(y=alt.Y('low:Q', title=y_title), y2='high:Q')
+    return alt.layer(lines, errs, data=summary).facet(column=alt.Column(f'{column}:N', title=None)).properties(
         title=alt.TitleParams(title, anchor='start'))
 
 # %% ../nbs/07_plots.ipynb #9c79d965

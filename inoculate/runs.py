@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 from .data import atomic_write_text, canonical_json, content_hash, get_setting, mix, write_jsonl
-from .finetune import base_model_path, finetune, load_model
+from .finetune import base_model_path, finetune, load_model, shared_base
 from .generate import NO_PROMPT, EvalCondition, condition_messages, generate
 from .presets import Preset, load_preset, repo_root
 from .score import trait_rate
@@ -142,7 +142,9 @@ def evaluate(model, tok, cfg:RunConfig, prompts:list[dict]) -> tuple[list[dict],
                     for k in scores[0]]
     return gens, metrics
 
-def execute_run(cfg:RunConfig, store:RunStore) -> dict:
+def execute_run(cfg:RunConfig, store:RunStore,
+                reuse_base:bool=True, # Use the base this process already loaded (its adapter removed)
+               ) -> dict:
     "Do run `cfg` unless `store` has it finished (or another worker has it); returns its record with a `status`."
     rows, prompts, base = run_inputs(cfg)
     rid = run_id(cfg, rows, prompts, base)
@@ -151,8 +153,8 @@ def execute_run(cfg:RunConfig, store:RunStore) -> dict:
         atomic_write_text(tmp/'config.json', json.dumps(dict(cfg.as_dict(), label=cfg.label, base=base), indent=1, default=str))
         if cfg.train:
             write_jsonl(rows, tmp/'train.jsonl')
-            model, tok, losses = finetune(rows, cfg.preset, tmp, cfg.seed, base)
-        else: (model, tok), losses = load_model(cfg.preset, base), []
+            model, tok, losses = finetune(rows, cfg.preset, tmp, cfg.seed, base, reuse_base=reuse_base)
+        else: (model, tok), losses = (shared_base if reuse_base else load_model)(cfg.preset, base), []
         t1 = time.time()
         gens, metrics = evaluate(model, tok, cfg, prompts)
         atomic_write_text(tmp/'generations.jsonl', ''.join(json.dumps(g, ensure_ascii=False)+'\n' for g in gens))
