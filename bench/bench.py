@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ in bench/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ROOT, PeakRSS, Quiet, Worker, loadavg, log, median, plain_loss_sft_trainer, ratio,  # noqa: E402
+from common import (ROOT, PeakRSS, Quiet, Worker, counting_new_tokens, loadavg, log, median, plain_loss_sft_trainer, ratio,  # noqa: E402
                     ru_maxrss_mib, serve)
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -239,29 +239,20 @@ def bench_generate(specs, args) -> dict:
     for spec in specs:
         name, g = spec['name'], spec['gen']
         model, tok = load_model(spec['preset'], spec['base'])
-        counted = [0]
-        inner = model.generate
-        def counting(*a, **k):  # new tokens up to and including the first end-of-turn, per row
-            out = inner(*a, **k)
-            for row in out[:, k['input_ids'].shape[1]:]:
-                stop = (row == tok.eos_token_id).nonzero()
-                counted[0] += int(stop[0]) + 1 if len(stop) else len(row)
-            return out
-        model.generate = counting
-        generate(model, tok, spec['convs'][:2], max_new_tokens=4, batch_size=2, progress=False)  # warm-up
-        answers = {}
-        def measure(side, r):
-            counted[0] = 0
-            bs = g['batch_size'] if side == 'batched' else 1
-            t0 = time.perf_counter()
-            ans = generate(model, tok, spec['convs'], max_new_tokens=g['max_new_tokens'], batch_size=bs,
-                           temperature=0.0, progress=False)
-            dt = time.perf_counter() - t0
-            answers.setdefault(side, ans)
-            return dict(s=round(dt, 3), new_tokens=counted[0], tokens_per_s=round(counted[0] / dt, 1), loadavg=loadavg())
-        log(f"generate {name}: {len(spec['convs'])} prompts x {g['max_new_tokens']} new tokens, {args.repeats} repeats")
-        runs = interleaved(args.repeats, ('batched', 'one_at_a_time'), measure)
-        model.generate = inner
+        with counting_new_tokens(model, tok.eos_token_id) as counted:
+            generate(model, tok, spec['convs'][:2], max_new_tokens=4, batch_size=2, progress=False)  # warm-up
+            answers = {}
+            def measure(side, r):
+                counted[0] = 0
+                bs = g['batch_size'] if side == 'batched' else 1
+                t0 = time.perf_counter()
+                ans = generate(model, tok, spec['convs'], max_new_tokens=g['max_new_tokens'], batch_size=bs,
+                               temperature=0.0, progress=False)
+                dt = time.perf_counter() - t0
+                answers.setdefault(side, ans)
+                return dict(s=round(dt, 3), new_tokens=counted[0], tokens_per_s=round(counted[0] / dt, 1), loadavg=loadavg())
+            log(f"generate {name}: {len(spec['convs'])} prompts x {g['max_new_tokens']} new tokens, {args.repeats} repeats")
+            runs = interleaved(args.repeats, ('batched', 'one_at_a_time'), measure)
         same = [a == b for a, b in zip(answers['batched'], answers['one_at_a_time'])]
         b, o = (median([r['tokens_per_s'] for r in runs[k]]) for k in ('batched', 'one_at_a_time'))
         res[name] = dict(prompts=len(spec['convs']), max_new_tokens=g['max_new_tokens'], batch_size=g['batch_size'],

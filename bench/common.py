@@ -3,6 +3,7 @@
 Nothing here imports torch, transformers or unsloth, so a worker can choose what it imports first."""
 from __future__ import annotations
 import ctypes, gc, json, os, statistics, subprocess, sys, threading, time, traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,3 +164,18 @@ class Worker:
         except Exception:
             self.p.kill(); self.p.wait()
         self._logf.close()
+
+
+@contextmanager
+def counting_new_tokens(model, eos_id:int):
+    "Within the block, `model.generate` adds to the yielded `[count]` each row's new tokens, up to and including its first `eos_id`."
+    counted, inner = [0], model.generate
+    def counting(*a, **k):
+        out = inner(*a, **k)
+        for row in out[:, k['input_ids'].shape[1]:]:
+            stop = (row == eos_id).nonzero()
+            counted[0] += int(stop[0]) + 1 if len(stop) else len(row)
+        return out
+    model.generate = counting
+    try: yield counted
+    finally: model.generate = inner

@@ -208,16 +208,8 @@ def _train_summary(spec, trainer, timer, lengths, t_train, mem) -> dict:
 def _generation(spec, generate_fn, model, tok, convs) -> dict:
     "Greedy generation of `convs` through `generate_fn(convs, max_new_tokens)`; new tokens counted up to end of turn."
     import torch
-    counted = [0]
-    inner = model.generate
-    def counting(*a, **k):
-        out = inner(*a, **k)
-        for row in out[:, k['input_ids'].shape[1]:]:
-            stop = (row == tok.eos_token_id).nonzero()
-            counted[0] += int(stop[0]) + 1 if len(stop) else len(row)
-        return out
-    model.generate = counting
-    try:
+    from common import counting_new_tokens
+    with counting_new_tokens(model, tok.eos_token_id) as counted:
         generate_fn(convs[:2], 4)  # warm-up
         counted[0] = 0
         if torch.cuda.is_available(): torch.cuda.synchronize()
@@ -225,8 +217,6 @@ def _generation(spec, generate_fn, model, tok, convs) -> dict:
         generate_fn(convs, spec['new_tokens'])
         if torch.cuda.is_available(): torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-    finally:
-        model.generate = inner
     n = counted[0]
     return dict(gen_prompts=len(convs), gen_s=round(dt, 2), gen_new_tokens=n, gen_tokens_per_s=round(n / dt, 1) if n else None)
 
