@@ -145,7 +145,7 @@ def evaluate(model, tok, cfg:RunConfig, prompts:list[dict]) -> tuple[list[dict],
 def execute_run(cfg:RunConfig, store:RunStore,
                 reuse_base:bool=True, # Use the base this process already loaded (its adapter removed)
                ) -> dict:
-    "Do run `cfg` unless `store` has it finished (or another worker has it); returns its record with a `status`."
+    "Do run `cfg` unless `store` has it finished (or another worker has it); its record, with a `status` and `cfg`'s label."
     rows, prompts, base = run_inputs(cfg)
     rid = run_id(cfg, rows, prompts, base)
     def work(tmp:Path) -> dict:
@@ -160,7 +160,7 @@ def execute_run(cfg:RunConfig, store:RunStore,
         atomic_write_text(tmp/'generations.jsonl', ''.join(json.dumps(g, ensure_ascii=False)+'\n' for g in gens))
         return dict(run_id=rid, label=cfg.label, config=cfg.as_dict(), base=base, data_hash=content_hash(rows),
                     losses=losses, train_s=round(t1-t0, 2), eval_s=round(time.time()-t1, 2), metrics=metrics)
-    return store.run(rid, work)
+    return {**store.run(rid, work), 'label': cfg.label}  # this sweep's label, also for a run another figure made
 
 # %% ../nbs/06_runs.ipynb #4c34e42c
 def run_safely(run, cfg, store:RunStore) -> dict:
