@@ -165,7 +165,7 @@ def make_trainer(model, tok, rows:list[dict], preset:Preset, seed:int, out_dir:P
         max_length=preset.max_seq_length, assistant_only_loss=True, logging_steps=1, save_strategy='no',
         report_to=[], seed=seed, data_seed=seed, use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(),
         fp16=cuda and not torch.cuda.is_bf16_supported(), optim='adamw_8bit' if cuda else 'adamw_torch',
-        dataset_num_proc=1, padding_free=packed if cuda else False)
+        gradient_checkpointing=cuda, padding_free=packed if cuda else False)
     collator = DataCollatorForLanguageModeling(tok.pad_token_id, padding_free=True) if packed and not cuda else None
     ds = Dataset.from_list([{'messages': r['messages']} for r in rows])
     return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, data_collator=collator)

@@ -19,8 +19,8 @@ from .score import trait_rate
 from .strategies import Strategy, apply_strategy
 
 # %% auto #0
-__all__ = ['RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'evaluate', 'execute_run', 'run_safely', 'report',
-           'sweep', 'ray_resources', 'ray_sweep', 'tidy']
+__all__ = ['RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'evaluate', 'execute_run', 'failed_record', 'run_safely',
+           'report', 'sweep', 'pool_size', 'one_torch_thread', 'process_sweep', 'ray_resources', 'ray_sweep', 'tidy']
 
 # %% ../nbs/06_runs.ipynb #56cf0b7b
 @dataclass(frozen=True)
@@ -163,10 +163,14 @@ def execute_run(cfg:RunConfig, store:RunStore,
     return {**store.run(rid, work), 'label': cfg.label}  # this sweep's label, also for a run another figure made
 
 # %% ../nbs/06_runs.ipynb #4c34e42c
+def failed_record(cfg, e:BaseException) -> dict:
+    "The record of a run that raised `e`."
+    return dict(status='failed', error=f"{type(e).__name__}: {e}", config=cfg)
+
 def run_safely(run, cfg, store:RunStore) -> dict:
     "`run(cfg, store)`, or a `failed` record if it raises."
     try: return run(cfg, store)
-    except Exception as e: return dict(status='failed', error=f"{type(e).__name__}: {e}", config=cfg)
+    except Exception as e: return failed_record(cfg, e)
 
 def report(records:list[dict], store:RunStore) -> None:
     "Print how many runs were done, skipped, claimed by another worker, and failed."
@@ -175,16 +179,43 @@ def report(records:list[dict], store:RunStore) -> None:
     for r in records:
         if r['status'] == 'failed': print(f"  failed: {getattr(r['config'], 'label', r['config'])}: {r['error']}")
 
-def sweep(configs:list, store:RunStore|None=None, run=None, progress:bool=True, executor:str='local') -> list[dict]:
+def sweep(configs:list, store:RunStore|None=None, run=None, progress:bool=True,
+          executor:str='local', # 'local' (this process), 'processes' (one per core) or 'ray' / 'ray://head:10001'
+         ) -> list[dict]:
     "Run every configuration not yet finished in `store`; returns one record (with `status`) per configuration."
     store, run = store or RunStore(), run or execute_run
-    if executor != 'local': records = ray_sweep(configs, store, run, progress, executor)
+    if executor == 'processes': records = process_sweep(configs, store, run, progress)
+    elif executor != 'local': records = ray_sweep(configs, store, run, progress, executor)
     else:
         records, bar = [], tqdm(configs, desc='runs', unit='run', disable=not progress)
         for cfg in bar:
             bar.set_postfix_str(f"{getattr(cfg, 'label', '')} seed {getattr(cfg, 'seed', '')}")
             records.append(run_safely(run, cfg, store))
     report(records, store)
+    return records
+
+# %% ../nbs/06_runs.ipynb #8252964a
+def pool_size() -> int:
+    "Workers of a process sweep: one per core on a CPU, one on a machine with a GPU."
+    import torch
+    return 1 if torch.cuda.is_available() else os.cpu_count() or 1
+
+def one_torch_thread() -> None:
+    "Initialiser of a sweep worker: one torch thread, so that the workers share the cores."
+    import torch
+    torch.set_num_threads(1)
+
+def process_sweep(configs:list, store:RunStore, run, progress:bool=True, workers:int|None=None) -> list[dict]:
+    "Records of `configs`, run by `workers` spawned processes (default `pool_size()`) of one torch thread each."
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    workers, records = workers or pool_size(), [None] * len(configs)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=one_torch_thread) as pool:
+        futures = {pool.submit(run_safely, run, c, store): i for i, c in enumerate(configs)}
+        for f in tqdm(as_completed(futures), total=len(futures), desc=f'runs ({workers} processes)', unit='run', disable=not progress):
+            i = futures[f]
+            try: records[i] = f.result()
+            except Exception as e: records[i] = failed_record(configs[i], e)  # the worker died (killed, out of memory)
     return records
 
 # %% ../nbs/06_runs.ipynb #4e18dd13
