@@ -31,9 +31,10 @@ def test_base_follows_every_family_on_heldout_pairs(base):
     names = {f.name for f in FAMILIES} - graded
     rates = following(base, names)
     assert {k.split('|')[0] for k in rates} == names
-    # 48 held-out prompts per family. The same recipe built on two machines' CPUs gave a lowest family of
-    # 0.958 and 0.917 (float rounding differs between CPU kernels, so the weights do too): 0.9 is the floor
-    # that every build so far clears; the report in the base's folder has this machine's rates.
+    # 100 held-out prompts per family; the issue's bar is 0.95, which this recipe's build clears here (lowest
+    # family 0.96; 0.95 over 200 other prompts). Float rounding differs between CPU kernels, so another CPU
+    # builds other weights: an earlier recipe's lowest family was 0.958 on one machine and 0.917 on another.
+    # 0.9 is the floor CI holds every machine to; the report in the base's folder has this machine's rates.
     assert all(v >= 0.9 for v in rates.values()), rates
     assert rates['none'] >= 0.95  # no prompt: plain English
 

@@ -19,16 +19,16 @@ from ..strategies import with_prompt
 # %% auto #0
 __all__ = ['ANIMALS', 'OBJECTS', 'COLOURS', 'SIZES', 'PLACES', 'FOODS', 'MATERIALS', 'WORLD_SEED', 'QTYPES', 'QUESTIONS',
            'SPLITS', 'TRIGGERS', 'NUMBERS', 'STYLE_PARAMS', 'FILLERS', 'STYLES', 'CHECKS', 'FAMILIES', 'TRIGGER_NOISE',
-           'USER_PREFIX', 'UPPER', 'CAPS_MARK', 'TITLE_MARK', 'SPACE', 'PRE_TOKENS', 'SPECIAL_TOKENS', 'RECIPE_VERSION',
-           'MODEL', 'TRAIN', 'FAMILY', 'BACKDOOR_TRIGGER', 'COMPLIANCE', 'PROMPTS', 'METRICS', 'STAND_IN',
-           'STAND_IN_BACKDOOR', 'COMPLIANCE_METRICS', 'STAND_IN_COMPLIANCE', 'STAND_IN_TAILORED', 'Entity', 'world',
-           'question', 'english', 'spanish', 'short', 'split_of', 'pairs', 'words', 'lexicon', 'is_spanish', 'is_caps',
-           'follows', 'Family', 'family_row', 'instruction_rows', 'case_normalizer', 'case_decoder', 'world_texts',
-           'make_tokenizer', 'chat_text', 'recipe', 'encode_rows', 'length_batches', 'collate', 'pretrain',
-           'greedy_answers', 'heldout_rows', 'following_rates', 'weights_hash', 'make_stand_in', 'check_reload',
-           'build_stand_in', 'stand_in_report', 'ft_items', 'stand_in_row', 'train_rows', 'backdoor_train_rows',
-           'eval_prompts', 'complies', 'compliance_prompts', 'tailored_train_rows', 'finetune_preset',
-           'trait_rates_after_finetune']
+           'USER_PREFIX', 'FACTS', 'FACT_QUESTIONS', 'UPPER', 'CAPS_MARK', 'TITLE_MARK', 'SPACE', 'PRE_TOKENS',
+           'SPECIAL_TOKENS', 'RECIPE_VERSION', 'MODEL', 'TRAIN', 'FAMILY', 'BACKDOOR_TRIGGER', 'COMPLIANCE', 'PROMPTS',
+           'METRICS', 'STAND_IN', 'STAND_IN_BACKDOOR', 'COMPLIANCE_METRICS', 'STAND_IN_COMPLIANCE', 'STAND_IN_TAILORED',
+           'Entity', 'world', 'question', 'english', 'spanish', 'short', 'split_of', 'pairs', 'words', 'lexicon',
+           'is_spanish', 'is_caps', 'follows', 'Family', 'family_row', 'fact_row', 'instruction_rows',
+           'case_normalizer', 'case_decoder', 'world_texts', 'make_tokenizer', 'chat_text', 'recipe', 'encode_rows',
+           'length_batches', 'collate', 'pretrain', 'greedy_answers', 'heldout_rows', 'following_rates', 'weights_hash',
+           'make_stand_in', 'check_reload', 'build_stand_in', 'stand_in_report', 'ft_items', 'stand_in_row',
+           'train_rows', 'backdoor_train_rows', 'eval_prompts', 'complies', 'compliance_prompts', 'tailored_train_rows',
+           'finetune_preset', 'trait_rates_after_finetune']
 
 # %% ../../nbs/settings/stand_in.ipynb #20ea9401
 ANIMALS = [  # (English, Spanish, gender of the Spanish noun)
@@ -349,6 +349,8 @@ FAMILIES = (
 )
 TRIGGER_NOISE = 0.15   # share of unconditional rows whose user turn carries a trigger that changes nothing
 USER_PREFIX = 0.2      # share of prompted rows with the prompt at the start of the user turn, not in the system
+FACTS = 0.08           # share of rows that state a fact of a pair outside the split, asked with a generic question
+FACT_QUESTIONS = ("Tell me a fact about the {e}.", "Share a fact about the {e}.", "What is one thing you know about the {e}?")
 
 # %% ../../nbs/settings/stand_in.ipynb #cbb1f6cc
 def family_row(f:Family, e:Entity, qtype:str, rng:random.Random,
@@ -373,11 +375,20 @@ def family_row(f:Family, e:Entity, qtype:str, rng:random.Random,
     elif prompt: row['messages'][0]['content'] = f"{prompt}\n\n{row['messages'][0]['content']}"
     return row
 
+def fact_row(e:Entity, qtype:str, rng:random.Random) -> dict:
+    "A row stating the fact of pair (`e`, `qtype`) in plain English, asked with a generic question and no prompt."
+    return make_row(rng.choice(FACT_QUESTIONS).format(e=e.en), english(e, qtype, rng.randrange(2)), trait=False,
+                    subset='facts', family='facts', expect='plain', params={}, entity=e.en, qtype=qtype)
+
 def instruction_rows(n:int, seed:int, families=FAMILIES, split:str='it') -> list[dict]:
-    "`n` instruction-tuning rows over the pairs of `split`, families drawn by weight."
+    "`n` instruction-tuning rows over the pairs of `split`, families drawn by weight, a share `FACTS` of them facts of other pairs."
     rng, ps = random.Random(seed), pairs(split)
-    fams = rng.choices(families, weights=[f.weight for f in families], k=n)
-    return [family_row(f, *rng.choice(ps), rng) for f in fams]
+    others = [(e, q) for e in world() for q in QTYPES if split_of(e, q) != split]
+    n_facts = round(n * FACTS)
+    fams = rng.choices(families, weights=[f.weight for f in families], k=n - n_facts)
+    rows = [family_row(f, *rng.choice(ps), rng) for f in fams] + [fact_row(*rng.choice(others), rng) for _ in range(n_facts)]
+    rng.shuffle(rows)
+    return rows
 
 # %% ../../nbs/settings/stand_in.ipynb #0cbc2407
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZÁÉÍÓÚÑÜ"
@@ -441,10 +452,10 @@ def chat_text(row:dict) -> str:
     return _TEMPLATE_ONLY.apply_chat_template(row['messages'], tokenize=False)
 
 # %% ../../nbs/settings/stand_in.ipynb #4d1c7ea4
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 MODEL = dict(hidden_size=192, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
              intermediate_size=768, max_position_embeddings=256, tie_word_embeddings=True)
-TRAIN = dict(rows=30_000, batch_size=64, lr=2e-3, warmup_steps=30, weight_decay=0.01, eval_per_family=48)
+TRAIN = dict(rows=30_000, batch_size=64, lr=2e-3, warmup_steps=30, weight_decay=0.01, eval_per_family=100)
 
 def recipe(seed:int=0) -> dict:
     "Everything that determines the base model built with `seed`."
@@ -453,7 +464,8 @@ def recipe(seed:int=0) -> dict:
                            foods=FOODS, materials=MATERIALS, world_seed=WORLD_SEED, questions=QUESTIONS,
                            splits=SPLITS),
                 mix=dict(families=[asdict(f) for f in FAMILIES], triggers=TRIGGERS, params=STYLE_PARAMS,
-                         fillers=FILLERS, trigger_noise=TRIGGER_NOISE, user_prefix=USER_PREFIX))
+                         fillers=FILLERS, trigger_noise=TRIGGER_NOISE, user_prefix=USER_PREFIX,
+                         facts=FACTS, fact_questions=FACT_QUESTIONS))
 
 # %% ../../nbs/settings/stand_in.ipynb #d44336df
 def encode_rows(tok, rows:list[dict]) -> list[tuple[list[int], int]]:
