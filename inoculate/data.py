@@ -6,7 +6,8 @@ Docs: https://inoculate-research.github.io/inoculate/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #6b9795f5
 from __future__ import annotations
-import hashlib, importlib, json, os, pkgutil, random, shutil, tempfile
+import fcntl, hashlib, importlib, json, os, pkgutil, random, shutil, tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -14,8 +15,8 @@ from .presets import cache_dir
 
 # %% auto #0
 __all__ = ['CHAT_TEMPLATE', 'make_row', 'validate_row', 'atomic_write_text', 'write_jsonl', 'read_jsonl', 'canonical_json',
-           'content_hash', 'cached_build', 'with_trigger', 'mix', 'Setting', 'register_setting', 'setting_names',
-           'get_setting']
+           'content_hash', 'cache_lock', 'cached_build', 'with_trigger', 'mix', 'Setting', 'register_setting',
+           'setting_names', 'get_setting']
 
 # %% ../nbs/01_data.ipynb #bba2bbb0
 def make_row(user:str,            # The user turn
@@ -88,18 +89,29 @@ def content_hash(obj, n:int=16) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:n]
 
 # %% ../nbs/01_data.ipynb #6b80ddbc
+@contextmanager
+def cache_lock():
+    "Hold the lock of `cache_dir()` (which exists): one build at a time across processes."
+    fd = os.open(cache_dir(), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally: os.close(fd)
+
 def cached_build(name:str, recipe, build:Callable[[Path], object]) -> Path:
     "The folder `build(folder)` fills, kept under `cache_dir()` by `name` and the hash of `recipe`."
     dest = cache_dir()/f"{name}-{content_hash(recipe)}"
     if dest.exists(): return dest
     cache_dir().mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix=f'.{name}-'))
-    try:
-        build(tmp)
-        os.replace(tmp, dest)
-    except OSError:
-        if not dest.exists(): raise  # else another process finished the same build first
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    with cache_lock():
+        if dest.exists(): return dest  # built by the process this one waited for
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix=f'.{name}-'))
+        try:
+            build(tmp)
+            os.replace(tmp, dest)
+        except OSError:
+            if not dest.exists(): raise  # else another machine on a shared folder finished it first
+        finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 # %% ../nbs/01_data.ipynb #c273763a

@@ -20,8 +20,7 @@ from .strategies import Strategy, apply_strategy
 
 # %% auto #0
 __all__ = ['RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'evaluate', 'execute_run', 'failed_record', 'run_safely',
-           'report', 'sweep', 'pool_size', 'one_torch_thread', 'build_bases', 'process_sweep', 'ray_resources',
-           'ray_sweep', 'tidy']
+           'report', 'sweep', 'pool_size', 'one_torch_thread', 'process_sweep', 'ray_resources', 'ray_sweep', 'tidy']
 
 # %% ../nbs/06_runs.ipynb #56cf0b7b
 @dataclass(frozen=True)
@@ -206,16 +205,10 @@ def one_torch_thread() -> None:
     import torch
     torch.set_num_threads(1)
 
-def build_bases(configs:list) -> None:
-    "Build here, once, each base model that `configs` need and that is built locally (cached ones return at once)."
-    for preset, setting in dict.fromkeys((c.preset, c.setting) for c in configs if isinstance(c, RunConfig)):
-        base_model_path(preset, get_setting(setting))
-
 def process_sweep(configs:list, store:RunStore, run, progress:bool=True, workers:int|None=None) -> list[dict]:
     "Records of `configs`, run by `workers` spawned processes (default `pool_size()`) of one torch thread each."
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    build_bases(configs)  # else every worker would build a missing base at once, each on every core
     workers, records = workers or pool_size(), [None] * len(configs)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=one_torch_thread) as pool:
         futures = {pool.submit(run_safely, run, c, store): i for i, c in enumerate(configs)}
