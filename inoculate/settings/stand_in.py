@@ -615,7 +615,9 @@ def build_stand_in(seed:int=0,   # Seed of the instruction rows, initialisation 
                   ) -> Path:
     "The folder of the stand-in base model (weights, tokenizer, report.json), built once per recipe."
     def build(tmp:Path):
-        make_stand_in(tmp, seed, log=log)
+        threads = torch.get_num_threads()
+        try: make_stand_in(tmp, seed, log=log)  # on every core
+        finally: torch.set_num_threads(threads)  # a sweep worker that built the base goes back to its one thread
         check_reload(tmp, [chat_text(r) for r in instruction_rows(500, seed + 1, split='eval')]
                           + [spanish(e, q, 1).upper() for e, q in pairs('ft')])
     return cached_build('stand-in', recipe(seed), build)
