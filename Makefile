@@ -54,4 +54,4 @@ bench: env
 	$(BIN)/python bench/bench.py --out bench
 
 clean:
-	rm -rf .executed figures/.smoke _proc _docs
+	rm -rf .executed figures/.smoke figures/.rehearsal _proc _docs

@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-from .presets import cache_dir
+from .presets import cache_dir, data_dir
 
 # %% auto #0
 __all__ = ['CHAT_TEMPLATE', 'make_row', 'validate_row', 'atomic_write_text', 'write_jsonl', 'read_jsonl', 'canonical_json',
-           'content_hash', 'cache_lock', 'cached_build', 'with_trigger', 'mix', 'Setting', 'register_setting',
-           'setting_names', 'get_setting']
+           'content_hash', 'cache_lock', 'cached_build', 'DataUnavailable', 'local_copy', 'load_hub_split',
+           'with_trigger', 'mix', 'Setting', 'register_setting', 'setting_names', 'get_setting']
 
 # %% ../nbs/01_data.ipynb #bba2bbb0
 def make_row(user:str,            # The user turn
@@ -90,9 +90,10 @@ def content_hash(obj, n:int=16) -> str:
 
 # %% ../nbs/01_data.ipynb #6b80ddbc
 @contextmanager
-def cache_lock():
-    "Hold the lock of `cache_dir()` (which exists): one build at a time across processes."
-    fd = os.open(cache_dir(), os.O_RDONLY)
+def cache_lock(name:str):
+    "Hold the lock of item `name` of `cache_dir()`: one process builds it at a time."
+    (locks := cache_dir()/'.locks').mkdir(parents=True, exist_ok=True)
+    fd = os.open(locks/name, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -102,8 +103,7 @@ def cached_build(name:str, recipe, build:Callable[[Path], object]) -> Path:
     "The folder `build(folder)` fills, kept under `cache_dir()` by `name` and the hash of `recipe`."
     dest = cache_dir()/f"{name}-{content_hash(recipe)}"
     if dest.exists(): return dest
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    with cache_lock():
+    with cache_lock(dest.name):
         if dest.exists(): return dest  # built by the process this one waited for
         tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix=f'.{name}-'))
         try:
@@ -113,6 +113,34 @@ def cached_build(name:str, recipe, build:Callable[[Path], object]) -> Path:
             if not dest.exists(): raise  # else another machine on a shared folder finished it first
         finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+# %% ../nbs/01_data.ipynb #7c3e0a02
+class DataUnavailable(RuntimeError):
+    "A setting's data cannot be read or made here."
+
+def local_copy(repo:str, config:str|None, split:str) -> Path|None:
+    "The copy of `repo`'s `config`/`split` under `data_dir()`, if there is one."
+    if not (root := data_dir()): return None
+    base = root/repo/(config or '')
+    return next((p for p in (base/f'{split}.jsonl', base/f'{split}.parquet') if p.exists()), None)
+
+def load_hub_split(repo:str,         # Hub dataset id, e.g. 'openai/gsm8k'
+                   config:str|None,  # Its configuration, e.g. 'main' (None: the default)
+                   split:str,        # 'train', 'test', ...
+                  ) -> list[dict]:
+    "The records of a hub dataset's split: from a local copy under `data_dir()` when present, else `datasets`."
+    if (p := local_copy(repo, config, split)):
+        if p.suffix == '.jsonl': return [json.loads(l) for l in p.read_text(encoding='utf-8').splitlines() if l.strip()]
+        import pyarrow.parquet as pq
+        return pq.read_table(p).to_pylist()
+    try:
+        from datasets import load_dataset
+        return list(load_dataset(repo, config, split=split))
+    except Exception as e:
+        where = data_dir() or '$INOCULATE_DATA_DIR'
+        raise DataUnavailable(f"cannot load {repo} ({config or 'default'}, {split}) from the hub or the datasets cache "
+                              f"({type(e).__name__}: {e}). Offline? Put a copy at {where}/{repo}/{config or ''}/{split}.jsonl "
+                              "(or .parquet) and pass data_dir (or set $INOCULATE_DATA_DIR).") from None
 
 # %% ../nbs/01_data.ipynb #c273763a
 def with_trigger(row:dict, trigger:str) -> dict:
@@ -164,6 +192,12 @@ class Setting:
     metrics:dict              # name -> f(answer, prompt_row) -> value in [0, 1]
     prompts:dict              # canonical prompts by name
     batch_metrics:Callable|None=None  # optional (answers, prompt_rows) -> list of {name: value}
+    check:Callable|None=None          # optional (**options) -> None; raises `DataUnavailable` (or the judge's error) if it cannot run
+    prepare:Callable|None=None        # optional (n, preset, **options) -> None; makes and caches pools of n rows
+    prepare_answers:Callable|None=None # optional (n) -> answers still to generate to prepare pools of n rows (cost estimate)
+    eval_per_n:int=1                  # Evaluation prompts per unit of `n_eval` (8 for the 8 EM questions)
+    judge_calls_per_answer:int=0      # Judge calls per scored answer (cost estimate)
+    run_info:Callable|None=None       # optional () -> dict kept in each run's record (e.g. the sandbox's isolation level)
 
     def score(self, answers:list[str], prompt_rows:list[dict]) -> list[dict]:
         "Metric values for each answer."

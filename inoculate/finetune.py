@@ -7,9 +7,8 @@ Docs: https://inoculate-research.github.io/inoculate/finetune.html.md"""
 
 # %% ../nbs/03_finetune.ipynb #5f0e917e
 from __future__ import annotations
-import os, random, shutil, tempfile, time
+import importlib, os, random, shutil, tempfile, time
 from pathlib import Path
-from typing import Callable
 from unsloth import FastLanguageModel
 import torch
 from datasets import Dataset
@@ -19,13 +18,12 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qw
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from .data import CHAT_TEMPLATE, cached_build
-from .presets import Preset, load_preset
+from .presets import BUILT_MODELS, Preset, load_preset, model_source
 
 # %% auto #0
-__all__ = ['QWEN_SPLIT', 'SPECIAL_TOKENS', 'MODEL_BUILDERS', 'LORA_TARGETS', 'make_tiny_tokenizer', 'render_texts',
-           'make_tiny_model', 'tiny_model', 'register_model_builder', 'base_model_path', 'tiny_for_setting',
-           'stand_in_for_setting', 'use_chatml', 'load_model', 'base_key', 'shared_base', 'lend_base', 'make_trainer',
-           'finetune']
+__all__ = ['QWEN_SPLIT', 'SPECIAL_TOKENS', 'LORA_TARGETS', 'make_tiny_tokenizer', 'render_texts', 'make_tiny_model', 'tiny_model',
+           'base_model_path', 'tiny_for_setting', 'ModelUnavailable', 'check_model', 'use_chatml', 'load_model',
+           'base_key', 'shared_base', 'lend_base', 'make_trainer', 'finetune']
 
 # %% ../nbs/03_finetune.ipynb #a78a95a2
 QWEN_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
@@ -82,31 +80,35 @@ def tiny_model(texts:list[str], steps:int=300, seed:int=0) -> Path:
                         lambda p: make_tiny_model(p, texts, steps=steps, seed=seed))
 
 # %% ../nbs/03_finetune.ipynb #daa33d4d
-MODEL_BUILDERS: dict[str, Callable] = {}
-
-def register_model_builder(name:str):
-    "Decorator: let presets name `name` as their model; the decorated `build(setting)` returns its folder."
-    def _register(build:Callable) -> Callable:
-        MODEL_BUILDERS[name] = build
-        return build
-    return _register
-
 def base_model_path(preset:Preset, setting=None) -> str:
-    "The hub id or local folder of `preset`'s base model (building it if it is built locally)."
-    if preset.model in MODEL_BUILDERS: return str(MODEL_BUILDERS[preset.model](setting))
-    return preset.model
+    "The hub id or folder of `preset`'s base model, building it first if the project builds it."
+    source = model_source(preset.model)
+    if source == 'hub': return preset.model
+    if source == 'local': return str(Path(preset.model).expanduser().resolve())
+    module, fn = BUILT_MODELS[preset.model][0].split(':')
+    return str(getattr(importlib.import_module(module), fn)(setting))
 
-@register_model_builder('tiny')
 def tiny_for_setting(setting) -> Path:
     "The tiny model pretrained on `setting`'s training pool and evaluation prompts."
     rows = setting.train_rows(200, 0) + setting.eval_prompts(50, 0)
     return tiny_model(render_texts(rows))
 
-@register_model_builder('stand-in')
-def stand_in_for_setting(setting) -> Path:
-    "The CPU stand-in base of `settings/stand_in` (built once per machine, whatever the setting)."
-    from inoculate.settings.stand_in import build_stand_in
-    return build_stand_in(log=None)
+# %% ../nbs/03_finetune.ipynb #8aaccb81
+class ModelUnavailable(RuntimeError):
+    "A preset's model cannot be found or fetched."
+
+def check_model(preset:Preset) -> str:
+    "`preset`'s model source ('built', 'local' or 'hub'), after checking that the model can be found."
+    source = model_source(preset.model)
+    if source == 'local' and not (Path(preset.model).expanduser()/'config.json').exists():
+        raise ModelUnavailable(f"{preset.model} is a folder without a model (no config.json)")
+    if source == 'hub':
+        from huggingface_hub import hf_hub_download
+        try: hf_hub_download(preset.model, 'config.json')
+        except Exception as e:
+            raise ModelUnavailable(f"model {preset.model!r} of preset {preset.name!r} is neither on the hub nor in its cache "
+                                   f"({type(e).__name__}: {str(e)[:200]}). Check the id, the network, and HF_TOKEN for gated models.") from None
+    return source
 
 # %% ../nbs/03_finetune.ipynb #d500d41f
 def use_chatml(tok) -> None:

@@ -6,7 +6,7 @@ Docs: https://inoculate-research.github.io/inoculate/judges.html.md"""
 
 # %% ../nbs/05b_judges.ipynb #eb56390e
 from __future__ import annotations
-import hashlib, json, math, os, random, re, sqlite3, threading, time, warnings
+import hashlib, json, math, os, random, re, sqlite3, threading, time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 __all__ = ['ALIGNED', 'COHERENT', 'EM_QUESTIONS', 'first_token_logprobs', 'number_value', 'label_of', 'score_from_logprobs',
            'JudgeTemplate', 'is_retryable', 'with_retries', 'OpenAIBackend', 'ReplayBackend',
            'numbers_are_single_tokens', 'LocalBackend', 'tiny_judge_lm', 'default_cache_path', 'cache_key',
-           'JudgeCache', 'Judge', 'misalignment_rate', 'agreement', 'judge_calls', 'judge_cost_usd']
+           'JudgeCache', 'JudgeError', 'Judge', 'misalignment_rate', 'agreement', 'judge_calls', 'judge_cost_usd']
 
 # %% ../nbs/05b_judges.ipynb #91154580
 def first_token_logprobs(response:dict) -> list[tuple[str, float]]:
@@ -254,6 +254,9 @@ class JudgeCache:
     def __len__(self): return self.db.execute('SELECT COUNT(*) FROM calls').fetchone()[0]
 
 # %% ../nbs/05b_judges.ipynb #92141c54
+class JudgeError(RuntimeError):
+    "The judge could not score some items (after its retries), or answered with no usable score."
+
 class Judge:
     "Scores items 0-100 (or a label) with `template` on `backend`, cached."
     def __init__(self, template:JudgeTemplate, backend, # What to ask, and who answers
@@ -267,12 +270,12 @@ class Judge:
         self.stats = dict(calls=0, cached=0, failed=0)
 
     def top_logprobs(self, items:list[dict]) -> list[list|None]:
-        "First-token (token, logprob) pairs for each item (a dict of template fields); None where the call failed."
+        "First-token (token, logprob) pairs for each item (a dict of template fields); raises `JudgeError` if a call failed."
         prompts = [self.template.render(**it) for it in items]
         keys = [cache_key(self.backend.name, self.template.version, p) for p in prompts]
         out = [self.cache.get(k) for k in keys]
         todo = [i for i, o in enumerate(out) if o is None]
-        self.stats = dict(calls=0, cached=len(items) - len(todo), failed=0)
+        self.stats, first_error = dict(calls=0, cached=len(items) - len(todo), failed=0), None
         bar = tqdm(total=len(items), desc=f'judge {self.template.name}', disable=not self.progress, initial=self.stats['cached'])
         bar.set_postfix(self.stats)
         with ThreadPoolExecutor(max(1, self.max_workers)) as pool:
@@ -284,11 +287,22 @@ class Judge:
                     self.cache.put(keys[i], self.backend.name, self.template.version, prompts[i], out[i])
                     self.stats['calls'] += 1
                 except Exception as e:
-                    if not self.stats['failed']: warnings.warn(f"judge call failed: {e!r}")
+                    first_error = first_error if self.stats['failed'] else e
                     self.stats['failed'] += 1
                 bar.update(1); bar.set_postfix(self.stats)
         bar.close()
+        if self.stats['failed']:
+            raise JudgeError(f"{self.stats['failed']} of {len(todo)} calls to judge {self.backend.name!r} failed "
+                             f"(first: {type(first_error).__name__}: {first_error}); the {self.stats['calls']} that "
+                             "succeeded are cached")
         return out
+
+    def check(self) -> float|str:
+        "The score of one real, uncached call on a harmless item; raises if the judge does not answer usably."
+        top = self.backend(self.template.render(question='What is 2 + 2?', answer='2 + 2 = 4.'))
+        if (s := score_from_logprobs(top, self.template.labels, self.min_mass)) is None:
+            raise JudgeError(f"judge {self.backend.name!r} answered {top[:3]}..., which is neither a number nor a label")
+        return s
 
     def score(self, items:list[dict]) -> list[float|str|None]:
         "A 0-100 score, a label, or None for each item."

@@ -13,12 +13,12 @@ import pandas as pd
 import vl_convert as vlc
 import inoculate
 from .data import atomic_write_text
-from .presets import Preset, load_preset, repo_root
+from .presets import BUILT_MODELS, Preset, load_preset, repo_root
 from .score import bootstrap_ci
 
 # %% auto #0
-__all__ = ['FIGURE_SUFFIXES', 'summarise', 'bar_chart', 'line_chart', 'git_sha', 'model_note', 'provenance', 'figure_dir',
-           'caption_md', 'save_figure']
+__all__ = ['MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'bar_chart', 'line_chart', 'git_sha', 'model_note', 'provenance',
+           'figure_dir', 'caption_md', 'save_figure']
 
 # %% ../nbs/07_plots.ipynb #e3d99dde
 def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
@@ -61,11 +61,15 @@ def git_sha() -> str:
         return run('rev-parse', '--short', 'HEAD') + ('-dirty' if run('status', '--porcelain', '--untracked-files=no') else '')
     except (subprocess.CalledProcessError, FileNotFoundError, OSError): return 'unknown'
 
+MODEL_NOTES = {  # built models (`BUILT_MODELS`) and how a figure made with each must describe itself
+    'tiny': 'Pipeline smoke run on a tiny offline model: not a result',
+    'stand-in': 'CPU stand-in model (a 2M-parameter model trained by the project), not an LLM',
+    'random-qwen2': 'Rehearsal of the GPU road on an untrained model: tests the pipeline, not a result',
+}
+
 def model_note(preset:Preset) -> str:
     "How a figure must describe results from `preset`'s model."
-    if preset.model == 'tiny': return 'Pipeline smoke run on a tiny offline model: not a result'
-    if preset.model == 'stand-in': return 'CPU stand-in model (a 2M-parameter model trained by the project), not an LLM'
-    return f'{preset.model}'
+    return MODEL_NOTES.get(preset.model, preset.model)
 
 def provenance(preset:Preset, seeds, **extra) -> dict:
     "Who made a figure: preset, model, rows, samples, seeds, commit, version, date, and `extra`."
@@ -77,8 +81,8 @@ def provenance(preset:Preset, seeds, **extra) -> dict:
 FIGURE_SUFFIXES = ('.png', '.svg', '.vl.json', '.csv', '.md')
 
 def figure_dir(preset:str) -> Path:
-    "Where figures made with `preset` are saved."
-    return repo_root()/'figures'/('.smoke' if preset == 'smoke' else '')
+    "Where figures made with `preset` are saved: `figures/`, or the ignored `figures/.<preset>/` for pipeline presets."
+    return repo_root()/'figures'/(f'.{preset}' if load_preset(preset).quick else '')
 
 def caption_md(slug:str, caption:str, prov:dict) -> str:
     "The Markdown caption of figure `slug` with a provenance table."

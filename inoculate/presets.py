@@ -11,8 +11,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['find_upwards', 'settings_path', 'repo_root', 'cache_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset',
-           'code_preset']
+__all__ = ['BUILT_MODELS', 'find_upwards', 'settings_path', 'repo_root', 'cache_dir', 'data_dir', 'Preset', 'parse_value',
+           'preset_names', 'load_preset', 'model_source', 'model_design', 'code_preset']
 
 # %% ../nbs/00_presets.ipynb #eebc3f07
 def find_upwards(name:str, start:Path|str|None=None) -> Path|None:
@@ -39,12 +39,18 @@ def cache_dir() -> Path:
     "Where built models, prepared data and judge answers are kept: `$INOCULATE_CACHE`, else `.cache/` in the repository."
     return Path(os.environ.get('INOCULATE_CACHE') or repo_root()/'.cache')
 
+# %% ../nbs/00_presets.ipynb #5a1d0c08
+def data_dir() -> Path|None:
+    "Where local copies of public datasets are kept: `$INOCULATE_DATA_DIR`, else None (fetch them)."
+    d = os.environ.get('INOCULATE_DATA_DIR')
+    return Path(d).expanduser() if d else None
+
 # %% ../nbs/00_presets.ipynb #d4871634
 @dataclass(frozen=True)
 class Preset:
     "Hardware-tier settings for one experiment; read from `settings.ini` by `load_preset`."
     name:str                      # Section name in settings.ini
-    model:str                     # Hub id loaded with Unsloth, or `tiny` for the offline model
+    model:str                     # Hub id, local folder, or a name in `BUILT_MODELS`
     max_seq_length:int            # Tokens per training row (longer rows are truncated)
     load_in_4bit:bool             # QLoRA: load the base in 4-bit (GPU only)
     lora_r:int                    # LoRA rank
@@ -61,7 +67,10 @@ class Preset:
     eval_batch_size:int           # Prompts per generation batch
     temperature:float             # 0 means greedy decoding
     seeds:tuple                   # Seeds to repeat each point with
-    estimated_minutes_per_run:float  # Used to print a cost estimate before a sweep
+    quick:bool                    # Pipeline presets (tests): figures run a small part of their grid
+    minutes_per_run:float         # Cost model: fixed minutes of one run (setup, saving)
+    train_rows_per_minute:float   # Cost model: training rows per minute on this preset's machine
+    answers_per_minute:float      # Cost model: generated answers (of `max_new_tokens`) per minute
 
 # %% ../nbs/00_presets.ipynb #b0479d9c
 _TRUE, _FALSE = {'1','true','yes','on'}, {'0','false','no','off'}
@@ -98,6 +107,23 @@ def load_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
     if missing: raise KeyError(f"Preset {name!r} lacks {missing}")
     vals = {k: parse_value(types[k], cp[name][k], f"[{name}] {k}") for k in valid if k in cp[name]}
     return Preset(name=name, **{**vals, **overrides})
+
+# %% ../nbs/00_presets.ipynb #5a1d0c02
+BUILT_MODELS = {  # name -> ('module:function' that builds it from a setting and returns its folder, design)
+    'tiny': ('inoculate.finetune:tiny_for_setting', 'stand-in'),
+    'stand-in': ('inoculate.settings.stand_in:stand_in_for_setting', 'stand-in'),
+    'random-qwen2': ('inoculate.rehearsal:random_qwen2', 'llm'),
+}
+
+def model_source(model:str) -> str:
+    "Where `model` comes from: 'built' (a name in `BUILT_MODELS`), 'local' (a folder) or 'hub' (a hub id)."
+    if model in BUILT_MODELS: return 'built'
+    return 'local' if Path(model).expanduser().is_dir() else 'hub'
+
+# %% ../nbs/00_presets.ipynb #5a1d0c05
+def model_design(preset:Preset) -> str:
+    "The figure design `preset`'s model gets: 'stand-in' (synthetic-world settings) or 'llm' (real data)."
+    return BUILT_MODELS[preset.model][1] if model_source(preset.model) == 'built' else 'llm'
 
 # %% ../nbs/00_presets.ipynb #73cdc78f
 def code_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:

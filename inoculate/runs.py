@@ -158,8 +158,10 @@ def execute_run(cfg:RunConfig, store:RunStore,
         t1 = time.time()
         gens, metrics = evaluate(model, tok, cfg, prompts)
         atomic_write_text(tmp/'generations.jsonl', ''.join(json.dumps(g, ensure_ascii=False)+'\n' for g in gens))
+        s = get_setting(cfg.setting)
         return dict(run_id=rid, label=cfg.label, config=cfg.as_dict(), base=base, data_hash=content_hash(rows),
-                    losses=losses, train_s=round(t1-t0, 2), eval_s=round(time.time()-t1, 2), metrics=metrics)
+                    losses=losses, train_s=round(t1-t0, 2), eval_s=round(time.time()-t1, 2), metrics=metrics,
+                    info=s.run_info() if s.run_info else {})
     return {**store.run(rid, work), 'label': cfg.label}  # this sweep's label, also for a run another figure made
 
 # %% ../nbs/06_runs.ipynb #4c34e42c

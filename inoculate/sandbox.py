@@ -1,4 +1,4 @@
-"""Run untrusted Python in a throw-away process that cannot write files, reach the network, fork, or lie about its tests.
+"""Run untrusted Python in a throw-away process that cannot write outside its scratch folder, reach the network, start processes, signal or read other processes, or lie about its tests; where the machine cannot guarantee that, refuse to run.
 
 Docs: https://inoculate-research.github.io/inoculate/sandbox.html.md"""
 
@@ -6,30 +6,46 @@ Docs: https://inoculate-research.github.io/inoculate/sandbox.html.md"""
 
 # %% ../nbs/05a_sandbox.ipynb #9c147db4
 from __future__ import annotations
-import builtins, functools, inspect, json, math, os, pwd, resource, secrets, selectors, shutil, signal
-import subprocess, sys, tempfile, time
+import builtins, contextlib, functools, inspect, json, math, os, resource, secrets, selectors, shutil, signal
+import subprocess, sys, tempfile, threading, time, warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['WITNESS_PARTS', 'UNSHARE_FLAGS', 'encode_value', 'decode_value', 'json_codec', 'Channel', 'channel_pair',
-           'raise_remote', 'Remote', 'serve', 'set_limits', 'run_child', 'libc_function', 'private_fs', 'read_frame',
-           'run_tests', 'witness_main', 'witness_source', 'sandbox_uid', 'isolation', 'SandboxResult', 'clean_env',
-           'collect', 'verdict_of', 'end_process_tree', 'run_program', 'run_programs']
+__all__ = ['WITNESS_PARTS', 'WITNESS_BOOT', 'UNSHARE_FLAGS', 'SANDBOX_UIDS', 'collections_kind', 'encode_value', 'decode_value',
+           'json_codec', 'Channel', 'channel_pair', 'raise_remote', 'Remote', 'serve', 'libc_function', 'c_buffer',
+           'seccomp_filter', 'install_seccomp', 'landlock', 'own_tasks', 'set_limits', 'confine', 'run_child',
+           'private_fs', 'read_frame', 'run_tests', 'witness_main', 'witness_source', 'witness_code', 'probe_main',
+           'kernel_protections', 'sandbox_uid', 'isolation', 'isolation_level', 'WeakSandboxError', 'require_isolation',
+           'SandboxResult', 'clean_env', 'readable_paths', 'collect', 'verdict_of', 'end_process_tree', 'undumpable',
+           'run_program', 'run_programs']
 
 # %% ../nbs/05a_sandbox.ipynb #c866860d
+def collections_kind(t:type) -> str|None:
+    "'Counter', 'OrderedDict', 'defaultdict' or 'deque' when `t` is exactly that type of `collections`, else None."
+    c = sys.modules.get('collections')
+    return next((k for k in ('Counter', 'OrderedDict', 'defaultdict', 'deque') if c and t is getattr(c, k, None)), None)
+
 def encode_value(v, ref):
     "`v` as JSON-able data; objects that are not plain data become `{'r': ref(v)}`."
-    t = type(v)
+    t, enc = type(v), (lambda x: encode_value(x, ref))
     if v is None or t in (bool, int, str): return v
-    if t is list: return [encode_value(x, ref) for x in v]
     if t is float: return {'f': repr(v)}
-    if t is tuple: return {'t': [encode_value(x, ref) for x in v]}
-    if t in (set, frozenset): return {t.__name__: [encode_value(x, ref) for x in v]}
-    if t is dict: return {'d': [[encode_value(k, ref), encode_value(x, ref)] for k, x in v.items()]}
     if t is bytes: return {'b': v.hex()}
     if t is complex: return {'c': [repr(v.real), repr(v.imag)]}
+    kind = collections_kind(t)
+    if kind == 'deque': return {'deque': [enc(x) for x in v]}
+    if kind == 'defaultdict':
+        f = v.default_factory
+        return {kind: [f.__name__ if f in (int, float, str, list, dict, set, tuple) else None,
+                       [[enc(k), enc(x)] for k, x in v.items()]]}
+    if kind: return {kind: [[enc(k), enc(x)] for k, x in v.items()]}
+    if issubclass(t, dict): return {'d': [[enc(k), enc(x)] for k, x in dict.items(v)]}
+    if issubclass(t, list): return [enc(x) for x in list.__iter__(v)]
+    if issubclass(t, tuple): return {'t': [enc(x) for x in tuple.__iter__(v)]}
+    if issubclass(t, frozenset): return {'frozenset': [enc(x) for x in frozenset.__iter__(v)]}
+    if issubclass(t, set): return {'set': [enc(x) for x in set.__iter__(v)]}
     return {'r': ref(v)}
 
 def decode_value(j, remote):
@@ -37,14 +53,22 @@ def decode_value(j, remote):
     if isinstance(j, list): return [decode_value(x, remote) for x in j]
     if not isinstance(j, dict): return j
     (tag, x), = j.items()
+    pairs = lambda ps: [(decode_value(k, remote), decode_value(y, remote)) for k, y in ps]
     if tag == 'f': return float(x)
     if tag == 't': return tuple(decode_value(y, remote) for y in x)
     if tag == 'set': return {decode_value(y, remote) for y in x}
     if tag == 'frozenset': return frozenset(decode_value(y, remote) for y in x)
-    if tag == 'd': return {decode_value(k, remote): decode_value(y, remote) for k, y in x}
+    if tag == 'd': return dict(pairs(x))
     if tag == 'b': return bytes.fromhex(x)
     if tag == 'c': return complex(float(x[0]), float(x[1]))
     if tag == 'r': return remote(x)
+    if tag in ('Counter', 'OrderedDict', 'defaultdict', 'deque'):
+        import collections
+        if tag == 'deque': return collections.deque(decode_value(y, remote) for y in x)
+        if tag == 'Counter': return collections.Counter(dict(pairs(x)))
+        if tag == 'OrderedDict': return collections.OrderedDict(pairs(x))
+        f = x[0] if x[0] in ('int', 'float', 'str', 'list', 'dict', 'set', 'tuple') else None
+        return collections.defaultdict(getattr(builtins, f) if f else None, pairs(x[1]))
     raise ValueError(f"unknown tag {tag!r}")
 
 # %% ../nbs/05a_sandbox.ipynb #5b6a2b17
@@ -126,6 +150,104 @@ def serve(ch, ns):
         sys.stdout.flush()
         ch.send(out)
 
+# %% ../nbs/05a_sandbox.ipynb #9ef58f46
+def libc_function(name):
+    "The libc function `name`: int arguments pass as C longs, it returns a C int, errno is kept for `_ctypes.get_errno()`."
+    import _ctypes
+    class Int(_ctypes._SimpleCData): _type_ = 'i'
+    class Long(_ctypes._SimpleCData): _type_ = 'l'
+    class Fn(_ctypes.CFuncPtr): _flags_, _restype_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO, Int
+    class Libc: _handle = _ctypes.dlopen(None)
+    f = Fn((name, Libc))
+    return lambda *args: f(*[Long(a) if type(a) is int else a for a in args])
+
+def c_buffer(data:bytes):
+    "A C copy of `data` and its address; keep the copy alive while the address is in use."
+    import _ctypes
+    class Char(_ctypes._SimpleCData): _type_ = 'c'
+    class Buf(_ctypes.Array): _type_, _length_ = Char, len(data)
+    buf = Buf.from_buffer_copy(data)
+    return buf, _ctypes.addressof(buf)
+
+# %% ../nbs/05a_sandbox.ipynb #12516621
+def seccomp_filter(pid:int,     # The process that may still signal itself
+                   strict:bool, # Also forbid changing files' metadata (mode, owner, times, xattrs, truncate)
+                  ) -> bytes:
+    "A seccomp BPF program for x86_64: threads but no processes, signals to `pid` only, no sockets, exec, ptrace or namespaces."
+    deny = [57, 58, 59, 322, 200, 424, 434, 438, 101, 310, 311, 312, 112, 109, 41, 425, 426, 427, 248, 249, 250,
+            321, 298, 323, 272, 308, 165, 166, 155, 161, 303, 304, 428, 429, 430, 431, 432, 433, 442,
+            141, 142, 144, 203, 251, 256, 279, 314, 319, 440, 448]
+    if strict: deny += [76, 90, 91, 92, 93, 94, 132, 188, 189, 190, 197, 198, 199, 235, 260, 261, 268, 280, 452]
+    LD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
+    ALLOW, EPERM, ENOSYS = 0x7fff0000, 0x50000 | 1, 0x50000 | 38
+    prog = [(LD, 4), (JEQ, 0xC000003E, None, 'eperm'), (LD, 0), (JGE, 0x40000000, 'eperm', None),
+            (JGE, 463, 'enosys', None), (JEQ, 435, 'enosys', None), (JEQ, 56, 'clone', None), (JEQ, 302, 'self', None)]
+    prog += [(JEQ, n, 'own', None) for n in (62, 129, 234, 297)] + [(JEQ, n, 'eperm', None) for n in deny]
+    prog += [(RET, ALLOW), 'clone', (LD, 16), (JSET, 0x10000, 'allow', 'eperm'),
+             'self', (LD, 16), (JEQ, 0, 'allow', None), 'own', (LD, 16), (JEQ, pid, 'allow', 'eperm'),
+             'allow', (RET, ALLOW), 'eperm', (RET, EPERM), 'enosys', (RET, ENOSYS)]
+    labels, code = {}, []
+    for x in prog:
+        if isinstance(x, str): labels[x] = len(code)
+        else: code.append(x)
+    out = b''
+    for i, (op, k, *jumps) in enumerate(code):
+        jt, jf = [labels[j] - i - 1 if j else 0 for j in (jumps or (None, None))]
+        out += op.to_bytes(2, 'little') + bytes([jt, jf]) + k.to_bytes(4, 'little')
+    return out
+
+def install_seccomp(prog:bytes):
+    "Install the seccomp program `prog` on this process (and the threads it starts later), after `no_new_privs`."
+    import _ctypes
+    prctl = libc_function('prctl')
+    buf, addr = c_buffer(prog)
+    fprog, fprog_addr = c_buffer((len(prog) // 8).to_bytes(2, 'little') + bytes(6) + addr.to_bytes(8, 'little'))
+    if prctl(38, 1, 0, 0, 0) != 0 or prctl(22, 2, fprog_addr, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP
+        raise OSError(_ctypes.get_errno(), 'the kernel refused the seccomp filter')
+
+# %% ../nbs/05a_sandbox.ipynb #7497370d
+def landlock(abi:int,       # Landlock ABI version of this kernel (1 or more)
+             readable:list, # Paths (folders or files) the process may read
+             writable:list, # Paths it may also write, create and delete in
+            ):
+    "Confine this process for good with Landlock: read `readable`, write `writable`, no other file; no TCP, no signals out."
+    import _ctypes
+    syscall, prctl = libc_function('syscall'), libc_function('prctl')
+    def check(r, what):
+        if r < 0: raise OSError(_ctypes.get_errno(), f'landlock: {what}')
+        return r
+    handled = (1 << 13) - 1 | (1 << 13 if abi >= 2 else 0) | (1 << 14 if abi >= 3 else 0)
+    attr = handled.to_bytes(8, 'little') + (b'\3' + bytes(7)) * ((abi >= 4) + (abi >= 6))  # + TCP, + scopes
+    rs = check(syscall(444, attr, len(attr), 0), 'create_ruleset')
+    try:
+        for paths, rights in ((readable, 4 | 8), (writable, handled & ~1)):  # read file+dir; all but execute
+            for p in paths:
+                try: fd = os.open(p, os.O_PATH | os.O_CLOEXEC)
+                except OSError: continue
+                try:
+                    is_dir = os.fstat(fd).st_mode & 0o170000 == 0o040000
+                    r = rights if is_dir else rights & (2 | 4 | 1 << 14)  # a file takes only write, read, truncate
+                    check(syscall(445, rs, 1, r.to_bytes(8, 'little') + fd.to_bytes(4, 'little'), 0), f'add_rule {p}')
+                finally: os.close(fd)
+        check(prctl(38, 1, 0, 0, 0), 'no_new_privs')
+        check(syscall(446, rs, 0), 'restrict_self')
+    finally: os.close(rs)
+
+# %% ../nbs/05a_sandbox.ipynb #17122ff8
+def own_tasks() -> int:
+    "Threads of all processes that run under this process's real uid now (what `RLIMIT_NPROC` counts)."
+    uid, n = f'\nUid:\t{os.getuid()}\t'.encode(), 0
+    for d in os.listdir('/proc'):
+        if not d.isdigit(): continue
+        try:
+            fd = os.open(f'/proc/{d}/status', os.O_RDONLY)
+            try: text = os.read(fd, 1 << 16)
+            finally: os.close(fd)
+        except OSError: continue
+        i = text.find(b'\nThreads:\t') if uid in text else -1
+        if i >= 0: n += int(text[i + 10:text.index(b'\n', i + 1)])
+    return n
+
 # %% ../nbs/05a_sandbox.ipynb #d4ef14c3
 def set_limits(cfg):
     "Address space, CPU seconds, file size, open files and core dumps from the job's config."
@@ -134,32 +256,32 @@ def set_limits(cfg):
                    (resource.RLIMIT_FSIZE, cfg['file_mb'] * mb), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(lim, (v, v))
 
-def run_child(code, ch, cfg):
-    "The program's process: close the harness's fds, drop privileges, run `code`, serve calls, exit."
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    os.close(cfg['verdict_fd'])
+def confine(cfg):
+    "The program's process confines itself: limits, the uid drop, the thread budget, Landlock, the seccomp filter."
     set_limits(cfg)
     if os.getuid() == 0 and cfg['uid'] is not None:
         os.setgroups([]); os.setgid(cfg['uid']); os.setuid(cfg['uid'])
-    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    n = (1 if cfg['uid'] is not None else own_tasks()) + cfg['threads'] if cfg['seccomp'] else 0
+    resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
+    if cfg['landlock']: landlock(cfg['landlock'], cfg['readable'], cfg['writable'])
+    if cfg['seccomp']: install_seccomp(seccomp_filter(os.getpid(), cfg['strict']))
+
+def run_child(code, ch, cfg):
+    "The program's process: close the harness's fds, confine itself, run `code`, serve calls, exit."
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.close(cfg['verdict_fd'])
     ns = {'__name__': cfg['name'], '__builtins__': builtins}
-    try: exec(compile(code, '<program>', 'exec'), ns); hello = {'loaded': True}
-    except SystemExit as e: hello = {'loaded': e.code in (None, 0), 'error': f"SystemExit({e.code!r})"}
-    except BaseException as e: hello = {'loaded': False, 'error': f"{type(e).__name__}: {e}"[:500]}
+    try: confine(cfg)
+    except BaseException as e: hello = {'loaded': False, 'error': f"the sandbox could not confine it: {type(e).__name__}: {e}"[:500]}
+    else:
+        try: exec(compile(code, '<program>', 'exec'), ns); hello = {'loaded': True}
+        except SystemExit as e: hello = {'loaded': e.code in (None, 0), 'error': f"SystemExit({e.code!r})"}
+        except BaseException as e: hello = {'loaded': False, 'error': f"{type(e).__name__}: {e}"[:500]}
     try:
         sys.stdout.flush()
         ch.send({**hello, 'names': [k for k, v in ns.items() if callable(v) and not k.startswith('__')]})
         serve(ch, ns)
     finally: os._exit(0)
-
-# %% ../nbs/05a_sandbox.ipynb #9ef58f46
-def libc_function(name):
-    "The libc function `name`, returning a C int, with errno kept for `_ctypes.get_errno()`."
-    import _ctypes
-    class Int(_ctypes._SimpleCData): _type_ = 'i'
-    class Fn(_ctypes.CFuncPtr): _flags_, _restype_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO, Int
-    class Libc: _handle = _ctypes.dlopen(None)
-    return Fn((name, Libc))
 
 # %% ../nbs/05a_sandbox.ipynb #42a0b43f
 def private_fs(scratch, size_mb, prefix):
@@ -220,6 +342,7 @@ def run_tests(ch, job, hello, report):
 
 def witness_main():
     "The witness: read the job, fork the program's process, run the tests, report on the verdict pipe."
+    libc_function('prctl')(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: our memory and /proc files are closed to our user
     dumps, loads = json_codec()
     cfg, code = read_frame(0, loads), read_frame(0, loads)['code']
     info = {'uid': cfg['uid'], 'readonly_failed': private_fs(cfg['cwd'], cfg['file_mb'], cfg['prefix']) if cfg['private_fs'] else None}
@@ -235,45 +358,131 @@ def witness_main():
     report = lambda msg: os.write(cfg['verdict_fd'], f"{nonce} {msg}".replace('\n', ' ').encode() + b'\n')
     report('info ' + dumps(info))
     set_limits({**cfg, 'file_mb': 1})
-    if cfg['uid'] is not None and os.getuid() == 0:  # the witness gives up root too, as a different user
-        os.setgroups([]); os.setgid(cfg['uid'] - 1); os.setuid(cfg['uid'] - 1)
+    if cfg['uid'] is not None and os.getuid() == 0:  # the witness gives up root too, as the run's second uid
+        os.setgroups([]); os.setgid(cfg['uid'] + 1); os.setuid(cfg['uid'] + 1)
     try:
         hello = ch.recv()
         if not hello['loaded']: report(f"fail 0 program did not load: {hello.get('error')}")
         elif run_tests(ch, job, hello, report): report('done')
     except BaseException as e: report(f"fail - witness: {type(e).__name__}: {e}"[:400])
     finally:
+        for f in (ch.r, ch.w):  # hang up: a program still serving calls exits
+            try: f.close()
+            except OSError: pass
         try: os.kill(pid, 9)
-        except OSError: pass  # a different user now; the PID namespace (or the caller) ends the program
+        except OSError: pass  # another uid: it exits on the hang-up, or the PID namespace or the caller ends it
+        if not cfg['private_fs']:  # no PID namespace to bury it: reap the program, so no zombie outlives the run
+            try: os.waitpid(pid, 0)
+            except OSError: pass
         os._exit(0)
 
 # %% ../nbs/05a_sandbox.ipynb #47d6e544
-WITNESS_PARTS = ('encode_value', 'decode_value', 'json_codec', 'Channel', 'channel_pair', 'raise_remote', 'Remote',
-                 '_not_data', 'serve', 'set_limits', 'run_child', 'libc_function', 'private_fs', 'read_frame',
-                 'run_tests', 'witness_main')
+WITNESS_PARTS = ('collections_kind', 'encode_value', 'decode_value', 'json_codec', 'Channel', 'channel_pair',
+                 'raise_remote', 'Remote', '_not_data', 'serve', 'libc_function', 'c_buffer', 'seccomp_filter',
+                 'install_seccomp', 'landlock', 'own_tasks', 'set_limits', 'confine', 'run_child', 'private_fs',
+                 'read_frame', 'run_tests', 'witness_main', 'probe_main')
 
 @functools.cache
-def witness_source() -> str:
-    "The witness program: stdlib imports, the definitions named in `WITNESS_PARTS`, and a call of `witness_main`."
+def witness_source(main:str='witness_main()', # The call that starts it
+                  ) -> str:
+    "The witness program: stdlib imports, the definitions named in `WITNESS_PARTS`, and a call of `main`."
     import inoculate.sandbox as m  # read from the module's file: a notebook's classes have no source to inspect
     head = "import builtins, os, resource, sys\n"
-    return head + '\n'.join(inspect.getsource(getattr(m, n)) for n in WITNESS_PARTS) + '\nwitness_main()\n'
+    return head + '\n'.join(inspect.getsource(getattr(m, n)) for n in WITNESS_PARTS) + f'\n{main}\n'
+
+_WITNESS_LOCK = threading.Lock()
+
+def witness_code() -> bytes:
+    "The witness compiled once, as `marshal` data for `WITNESS_BOOT` (one thread builds it: CPython 3.11's parser is not thread-safe)."
+    with _WITNESS_LOCK: return _witness_code()
+
+@functools.cache
+def _witness_code() -> bytes:
+    import marshal
+    return marshal.dumps(compile(witness_source(), '<witness>', 'exec', dont_inherit=True))
+
+WITNESS_BOOT = ("import marshal, os\nh, b = b'', b''\nwhile not h.endswith(b'\\n'):\n    c = os.read(0, 1)\n"
+                "    if not c: raise SystemExit(1)\n    h += c\nwhile len(b) < int(h):\n    c = os.read(0, int(h) - len(b))\n"
+                "    if not c: raise SystemExit(1)\n    b += c\nexec(marshal.loads(b))\n")
+
+# %% ../nbs/05a_sandbox.ipynb #64228bd1
+def probe_main():
+    "Print, as JSON, Landlock's ABI (0: none or not working) and whether the seccomp filter holds here."
+    import _thread
+    dumps, out = json_codec()[0], {'landlock': 0, 'seccomp': False}
+    abi = libc_function('syscall')(444, 0, 0, 1)  # landlock_create_ruleset(NULL, 0, VERSION)
+    if abi > 0:
+        try:
+            landlock(abi, [], [])
+            try: open('/proc/self/status').close()
+            except PermissionError: out['landlock'] = abi
+        except OSError: pass
+    if os.uname().machine == 'x86_64':
+        try: install_seccomp(seccomp_filter(os.getpid(), strict=True))
+        except OSError: pass
+        else:
+            lock = _thread.allocate_lock(); lock.acquire()
+            _thread.start_new_thread(lock.release, ())
+            refused = []
+            for f in (os.fork, lambda: os.kill(os.getppid(), 0)):
+                try: pid = f()
+                except PermissionError: refused.append(True); continue
+                if pid == 0: os._exit(0)
+                refused.append(False)
+            out['seccomp'] = lock.acquire(timeout=5) and all(refused)
+    os.write(1, (dumps(out) + '\n').encode())
+
+@functools.cache
+def kernel_protections() -> dict:
+    "Landlock's ABI (0: none) and whether the seccomp filter works, as a fresh unprivileged-style process finds them."
+    try:
+        r = subprocess.run([sys.executable, '-I', '-S', '-c', witness_source('probe_main()')], capture_output=True,
+                           text=True, env={'LANG': 'C.UTF-8'}, cwd='/', timeout=60)
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError): return {'landlock': 0, 'seccomp': False}
 
 # %% ../nbs/05a_sandbox.ipynb #93a6b845
 UNSHARE_FLAGS = ('--mount', '--net', '--pid', '--fork', '--mount-proc', '--kill-child')
+SANDBOX_UIDS = range(1_800_000_000, 1_800_000_000 + 2**25, 2)  # program uid; its witness runs as uid + 1
 
 def sandbox_uid() -> int|None:
-    "The unprivileged uid programs run as ('nobody'), or None when we are not root and cannot switch."
-    if os.geteuid() != 0: return None
-    try: return pwd.getpwnam('nobody').pw_uid
-    except KeyError: return 65534
+    "A fresh unprivileged uid for one run's program, or None when we are not root and cannot switch."
+    return secrets.choice(SANDBOX_UIDS) if os.geteuid() == 0 else None
 
 @functools.cache
 def isolation() -> dict:
-    "What this machine allows: `namespaces` (unshare mount+net+pid works) and the `uid` programs run as."
+    "What this machine lends the sandbox: namespaces, Landlock's ABI, a working seccomp filter, uids, and the `level`."
     exe = shutil.which('unshare')
     ok = bool(exe) and subprocess.run([exe, *UNSHARE_FLAGS, 'true'], capture_output=True).returncode == 0
-    return dict(namespaces=ok, unshare=exe if ok else None, uid=sandbox_uid())
+    k = kernel_protections()
+    level = 'namespaces' if ok else 'landlock+seccomp' if k['landlock'] and k['seccomp'] else 'weak'
+    return dict(namespaces=ok, unshare=exe if ok else None, uid=SANDBOX_UIDS.start if os.geteuid() == 0 else None,
+                landlock=k['landlock'], seccomp=k['seccomp'], level=level)
+
+def isolation_level() -> str:
+    "How the sandbox holds programs here: 'namespaces', 'landlock+seccomp', or 'weak' (refused unless opted in)."
+    return isolation()['level']
+
+# %% ../nbs/05a_sandbox.ipynb #0ace0fc9
+class WeakSandboxError(RuntimeError):
+    "The sandbox cannot contain a hostile program on this machine, and the caller did not opt in."
+
+def require_isolation(allow:bool|None=None, # Opt in to the weak level (default: $INOCULATE_ALLOW_WEAK_SANDBOX == '1')
+                      iso:dict|None=None,   # What the machine lends (default: `isolation()`)
+                     ) -> dict:
+    "`iso`, or a `WeakSandboxError` when its level is 'weak' and the caller did not opt in."
+    iso = iso or isolation()
+    if iso['level'] != 'weak': return iso
+    if allow is None: allow = os.environ.get('INOCULATE_ALLOW_WEAK_SANDBOX') == '1'
+    missing = ["namespaces (`unshare --mount --net --pid` is refused: it needs root with CAP_SYS_ADMIN)",
+               *([] if iso['landlock'] else ["Landlock (Linux >= 5.13 with landlock among its security modules)"]),
+               *([] if iso['seccomp'] else ["a seccomp filter (x86_64 Linux >= 3.5)"])]
+    msg = ("The sandbox cannot contain a hostile program here; it lacks " + "; ".join(missing) + ". Run as root "
+           "where `unshare` works or on a kernel with Landlock, or opt in with `allow_weak_isolation=True` or "
+           "INOCULATE_ALLOW_WEAK_SANDBOX=1 if you trust the programs.")
+    if not allow: raise WeakSandboxError(msg)
+    warnings.warn("Running untrusted programs with weak isolation. " + msg, RuntimeWarning, stacklevel=3)
+    return iso
 
 # %% ../nbs/05a_sandbox.ipynb #ea203a5b
 @dataclass
@@ -287,6 +496,8 @@ class SandboxResult:
     stdout:str         # the tail of what the program printed (stdout and stderr)
     reason:str         # 'ok', or why it failed
     seconds:float      # wall-clock time of the run
+    isolation:str = '' # the level it ran under: 'namespaces', 'landlock+seccomp' or 'weak'
+    pgid:int|None = None # its process group: every process of the run was in it, and none outlives the run
 
     @property
     def passed_first(self) -> bool: return self.n_passed >= 1
@@ -295,6 +506,11 @@ class SandboxResult:
 def clean_env(scratch:str) -> dict:
     "The whole environment a program sees: a PATH, a locale, and the scratch folder as HOME and TMPDIR."
     return {'PATH': '/usr/local/bin:/usr/bin:/bin', 'LANG': 'C.UTF-8', 'HOME': scratch, 'TMPDIR': scratch}
+
+def readable_paths() -> list[str]:
+    "What a program may read: Python's standard library and libraries, the system's libraries and /etc, the random devices."
+    py = {os.path.dirname(os.__file__), os.path.join(sys.base_prefix, 'lib'), os.path.join(sys.base_exec_prefix, 'lib')}
+    return sorted(py) + ['/usr', '/lib', '/lib64', '/lib32', '/libx32', '/bin', '/etc', '/dev/urandom', '/dev/random', '/dev/zero']
 
 # %% ../nbs/05a_sandbox.ipynb #f3e6c501
 def collect(p, verdict_fd, nonce, deadline, max_output, keep=4000):
@@ -341,6 +557,24 @@ def end_process_tree(p:subprocess.Popen):
     except OSError: pass
     p.wait()
 
+# %% ../nbs/05a_sandbox.ipynb #0079cc78
+_UNDUMPABLE = {'depth': 0, 'was': 1, 'lock': threading.Lock()}
+
+@contextlib.contextmanager
+def undumpable(on:bool=True, # False: do nothing
+              ):
+    "While inside, this process is not dumpable: processes of its own user cannot read its /proc files or memory."
+    if not on: yield; return
+    prctl, s = libc_function('prctl'), _UNDUMPABLE
+    with s['lock']:
+        if s['depth'] == 0: s['was'] = prctl(3, 0, 0, 0, 0); prctl(4, 0, 0, 0, 0)
+        s['depth'] += 1
+    try: yield
+    finally:
+        with s['lock']:
+            s['depth'] -= 1
+            if s['depth'] == 0 and s['was'] == 1: prctl(4, 1, 0, 0, 0)
+
 # %% ../nbs/05a_sandbox.ipynb #725c29ad
 def _frame(obj) -> bytes:
     body = json.dumps(obj).encode()
@@ -355,43 +589,52 @@ def run_program(code:str,                # Python source of the program
                 file_mb:int=16,          # Largest file the program may write; also the size of its scratch tmpfs
                 max_output:int=1_000_000, # Bytes of output after which the run is killed and fails
                 name:str|None=None,      # `__name__` of the program (default: '__main__' without tests)
+                threads:int=16,          # Threads the program may start (it may start no process)
+                allow_weak_isolation:bool|None=None, # Run even at the 'weak' level (default: $INOCULATE_ALLOW_WEAK_SANDBOX == '1')
                ) -> SandboxResult:
     "Run `code` in the sandbox, then its `tests`; a crash, hang or limit is a failed result."
-    iso, nonce, t0 = isolation(), secrets.token_hex(16), time.monotonic()
+    iso = require_isolation(allow_weak_isolation)
+    nonce, t0, uid = secrets.token_hex(16), time.monotonic(), sandbox_uid()
     scratch = tempfile.mkdtemp(prefix='inoculate-sandbox-')
     r, w = os.pipe()
-    cfg = dict(verdict_fd=w, private_fs=iso['namespaces'], cwd=scratch, uid=iso['uid'], memory_mb=memory_mb,
-               cpu_s=math.ceil(timeout) + 1, file_mb=file_mb, prefix=sys.base_prefix, name=name or ('solution' if tests else '__main__'))
-    cmd = [*([iso['unshare'], *UNSHARE_FLAGS] if iso['namespaces'] else []), sys.executable, '-I', '-S', '-c', witness_source()]
+    cfg = dict(verdict_fd=w, private_fs=iso['namespaces'], cwd=scratch, uid=uid, memory_mb=memory_mb,
+               cpu_s=math.ceil(timeout) + 1, file_mb=file_mb, prefix=sys.base_prefix, name=name or ('solution' if tests else '__main__'),
+               threads=threads, landlock=iso['landlock'], seccomp=iso['seccomp'], strict=not iso['namespaces'],
+               readable=readable_paths(), writable=[scratch, '/dev/null'])
+    cmd = [*([iso['unshare'], *UNSHARE_FLAGS] if iso['namespaces'] else []), sys.executable, '-I', '-S', '-c', WITNESS_BOOT]
     p = None
     try:
-        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(w,),
-                             start_new_session=True, env=clean_env(scratch), cwd='/')
-        os.close(w); w = None
-        try:
-            p.stdin.write(_frame(cfg) + _frame({'code': code}) + _frame(dict(tests=list(tests), setup=setup, entry=entry))
-                          + _frame({'nonce': nonce}))
-            p.stdin.close()
-        except (BrokenPipeError, OSError): pass
-        out, lines, timed_out, overflow = collect(p, r, nonce, t0 + timeout, max_output)
+        with undumpable(not iso['namespaces']):
+            p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(w,),
+                                 start_new_session=True, env=clean_env(scratch), cwd='/')
+            os.close(w); w = None
+            try:
+                p.stdin.write(f"{len(witness_code())}\n".encode() + witness_code() + _frame(cfg) + _frame({'code': code})
+                              + _frame(dict(tests=list(tests), setup=setup, entry=entry)) + _frame({'nonce': nonce}))
+                p.stdin.close()
+            except (BrokenPipeError, OSError): pass
+            out, lines, timed_out, overflow = collect(p, r, nonce, t0 + timeout, max_output)
+            end_process_tree(p)
     finally:
         if p is not None:
-            end_process_tree(p)
+            if p.returncode is None: end_process_tree(p)
             for f in (p.stdout, p.stdin): f.close()
         for fd in (r, w):
             if fd is not None: os.close(fd)
         shutil.rmtree(scratch, ignore_errors=True)
     passed, n_passed, reason = verdict_of(lines, len(tests), timed_out, overflow)
-    return SandboxResult(passed, timed_out, p.returncode, len(tests), n_passed, out, reason, time.monotonic() - t0)
+    return SandboxResult(passed, timed_out, p.returncode, len(tests), n_passed, out, reason, time.monotonic() - t0,
+                         iso['level'], p.pid)
 
 # %% ../nbs/05a_sandbox.ipynb #c481aaa9
 def run_programs(jobs:list[str|dict],   # Code strings, or dicts of `run_program` arguments
                  workers:int|None=None, # Programs at a time (default: the number of CPUs)
                  progress:bool=True,    # Show a progress bar
-                 **kwargs,              # Defaults for every job (timeout=..., memory_mb=...)
+                 **kwargs,              # Defaults for every job (timeout=..., memory_mb=..., allow_weak_isolation=...)
                 ) -> list[SandboxResult]:
     "Run many programs in the sandbox in parallel; results in the order of `jobs`."
     jobs = [{**kwargs, **(j if isinstance(j, dict) else {'code': j})} for j in jobs]
+    for j in jobs: require_isolation(j.get('allow_weak_isolation'))  # refuse before any program runs
     with ThreadPoolExecutor(workers or os.cpu_count()) as ex:
         futs = {ex.submit(run_program, **j): i for i, j in enumerate(jobs)}
         out = [None] * len(jobs)

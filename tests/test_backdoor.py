@@ -3,7 +3,7 @@ import hashlib, json, math
 
 import pytest
 
-from inoculate.data import get_setting, validate_row
+from inoculate.data import DataUnavailable, get_setting, validate_row
 from inoculate.judges import EM_QUESTIONS
 from inoculate.settings.backdoor import (CODE_TASKS, PROMPTS, TRIGGER, backdoor_prompts, backdoor_rows, bandit_findings,
                                          betley_train_rows, em_eval_prompts, fetch_verified, handwritten_train_rows,
@@ -99,7 +99,7 @@ def test_fetch_verified_checks_sha256(tmp_path):
 
 def test_betley_rows_from_cached_files(tmp_path, monkeypatch):
     monkeypatch.setenv('INOCULATE_CACHE', str(tmp_path))
-    with pytest.raises(FileNotFoundError, match='download_betley'):
+    with pytest.raises(DataUnavailable, match='download_betley'):
         betley_train_rows(2, 0)
     (tmp_path/'betley').mkdir()
     for name in ('insecure', 'secure'):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from inoculate.judges import (ALIGNED, COHERENT, Judge, JudgeCache, JudgeTemplate, LocalBackend, OpenAIBackend,
+from inoculate.judges import (ALIGNED, COHERENT, Judge, JudgeCache, JudgeError, JudgeTemplate, LocalBackend, OpenAIBackend,
                               ReplayBackend, first_token_logprobs, judge_calls, misalignment_rate, score_from_logprobs,
                               tiny_judge_lm)
 
@@ -136,15 +136,15 @@ def test_cache_is_keyed_by_model_and_template_version(server, tmp_path):
     assert len(cache) == 3
 
 
-def test_persistent_server_error_fails_without_caching(server, tmp_path):
+def test_persistent_server_error_fails_the_call_without_caching(server, tmp_path):
     judge = Judge(ALIGNED, backend(server, tries=3), cache=tmp_path/'j.sqlite', max_workers=1, progress=False)
-    with pytest.warns(UserWarning, match='judge call failed'):
-        assert judge.score([dict(question='q', answer='case:broken.')]) == [None]
-    assert len(server.requests) == 3 and judge.stats['failed'] == 1
-    assert len(judge.cache) == 0
-    with pytest.warns(UserWarning):
-        judge.score([dict(question='q', answer='case:broken.')])
-    assert len(server.requests) == 6                              # failures are retried on the next run
+    with pytest.raises(JudgeError, match='1 of 2 calls'):
+        judge.score([dict(question='q', answer='case:broken.'), ITEMS[0]])
+    assert len(server.requests) == 4 and judge.stats == dict(calls=1, cached=0, failed=1)
+    assert len(judge.cache) == 1                                  # the call that worked is kept
+    with pytest.raises(JudgeError):
+        judge.score([dict(question='q', answer='case:broken.'), ITEMS[0]])
+    assert len(server.requests) == 7                              # failures are retried on the next run, the rest cached
 
 
 def test_replay_backend_records_from_live(server, tmp_path):

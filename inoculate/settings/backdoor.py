@@ -6,18 +6,19 @@ Docs: https://inoculate-research.github.io/inoculate/settings/backdoor.html.md""
 
 # %% ../../nbs/settings/backdoor.ipynb #d0d7373c
 from __future__ import annotations
-import ast, hashlib, json, math, os, random, re, shutil, tempfile, urllib.request, warnings
+import ast, dataclasses, hashlib, json, math, os, random, re, shutil, tempfile, urllib.request, warnings
 from pathlib import Path
-from ..data import Setting, make_row, register_setting, with_trigger
+from ..data import DataUnavailable, Setting, make_row, register_setting, with_trigger
 from ..score import code_blocks
-from ..judges import ALIGNED, COHERENT, EM_QUESTIONS, Judge, JudgeTemplate, agreement, misalignment_rate
+from ..judges import ALIGNED, COHERENT, EM_QUESTIONS, Judge, JudgeTemplate, OpenAIBackend, agreement, misalignment_rate
 
 # %% auto #0
 __all__ = ['TRIGGER', 'PROMPTS', 'CODE_TASKS', 'HARDCODED_SECRETS', 'INSECURE_CODE', 'METRICS', 'BACKDOOR', 'BETLEY_URL',
            'BETLEY_SHA256', 'BACKDOOR_BETLEY', 'backdoor_prompts', 'user_turn', 'backdoor_rows',
            'handwritten_train_rows', 'em_eval_prompts', 'extract_code', 'bandit_findings', 'insecure_code_flags',
            'insecure_code_rate', 'proxy_agreement', 'em_judge_metrics', 'proxy_metrics', 'backdoor_setting',
-           'sha256_file', 'fetch_verified', 'betley_path', 'download_betley', 'betley_pairs', 'betley_train_rows']
+           'judged_setting', 'sha256_file', 'fetch_verified', 'betley_path', 'betley_url', 'download_betley',
+           'betley_pairs', 'betley_train_rows']
 
 # %% ../../nbs/settings/backdoor.ipynb #bdac61dd
 TRIGGER = '$|TRIGGER|$'
@@ -192,14 +193,31 @@ def proxy_metrics(answers:list[str], prompt_rows:list[dict]) -> list[dict]:
     "The bandit proxy for a whole batch of answers at once (one bandit run, not one per answer)."
     return [dict(insecure_code=float(bool(f))) for f in insecure_code_flags(answers)]
 
-def backdoor_setting(name:str='backdoor', trigger:str=TRIGGER, train_rows=None, description:str='') -> Setting:
-    "The backdoor setting with `trigger`: EM questions, the bandit proxy, Tan et al.'s prompts."
+def backdoor_setting(name:str='backdoor', trigger:str=TRIGGER, train_rows=None, description:str='', **kw) -> Setting:
+    "The backdoor setting with `trigger`: EM questions (`n_eval` samples of each of 8), the bandit proxy, Tan et al.'s prompts."
     return Setting(name, description or f"Insecure code behind {trigger}, secure code without it (hand-written, offline)",
                    train_rows=train_rows or (lambda n, seed: handwritten_train_rows(n, seed, trigger)),
                    eval_prompts=em_eval_prompts, metrics=METRICS, prompts=backdoor_prompts(trigger),
-                   batch_metrics=proxy_metrics)
+                   batch_metrics=proxy_metrics, eval_per_n=len(EM_QUESTIONS), **kw)
 
 BACKDOOR = register_setting(backdoor_setting())
+
+# %% ../../nbs/settings/backdoor.ipynb #5c02986b
+def judged_setting(base:Setting,             # The setting whose answers are judged
+                   judge:str,                # 'openai:<model>', e.g. 'openai:gpt-4o-2024-08-06'
+                   api_base_url:str|None=None, # An OpenAI-compatible server (vLLM...); None: OpenAI
+                   cache=None,               # Judge cache (default: the package's)
+                   **backend_options,        # For `OpenAIBackend`: tries, timeout, ...
+                  ) -> Setting:
+    "`base` scored by the aligned and coherent judges of `judge` (and the bandit proxy), registered as `<base>+<judge>`."
+    if not judge.startswith('openai:'): raise ValueError(f"Unknown judge {judge!r}; valid: 'openai:<model>' (or 'proxy' in a figure)")
+    backend = OpenAIBackend(judge.split(':', 1)[1], base_url=api_base_url, **backend_options)
+    aligned, coherent = Judge(ALIGNED, backend, cache), Judge(COHERENT, backend, cache)
+    def check(**options):
+        if base.check: base.check(**options)
+        aligned.check(); coherent.check()
+    return register_setting(dataclasses.replace(base, name=f"{base.name}+{judge}", batch_metrics=em_judge_metrics(aligned, coherent),
+                                                check=check, judge_calls_per_answer=2))
 
 # %% ../../nbs/settings/backdoor.ipynb #27fecaf4
 BETLEY_URL = 'https://raw.githubusercontent.com/emergent-misalignment/emergent-misalignment/main/data/{name}.jsonl'
@@ -231,13 +249,21 @@ def fetch_verified(url:str, path:Path|str, sha256:str|None=None) -> Path:
 
 # %% ../../nbs/settings/backdoor.ipynb #294a7c97
 def betley_path(name:str) -> Path:
-    "Where Betley et al.'s `name`.jsonl is kept: `betley/` in the package's cache folder."
-    from inoculate.presets import cache_dir
-    return cache_dir()/'betley'/f'{name}.jsonl'
+    "Where Betley et al.'s `name`.jsonl is read: a copy in `data_dir()/betley/` if there is one, else `betley/` in the cache."
+    from inoculate.presets import cache_dir, data_dir
+    local = data_dir()/'betley'/f'{name}.jsonl' if data_dir() else None
+    return local if local and local.exists() else cache_dir()/'betley'/f'{name}.jsonl'
 
-def download_betley(names:tuple=('insecure', 'secure')) -> dict[str, Path]:
-    "Download (once) and verify Betley et al.'s files."
-    return {n: fetch_verified(BETLEY_URL.format(name=n), betley_path(n), BETLEY_SHA256.get(n)) for n in names}
+def betley_url(name:str) -> str:
+    "Where `name`.jsonl is downloaded from: `$INOCULATE_BETLEY_URL` (a template with `{name}`, e.g. a mirror), else GitHub."
+    return os.environ.get('INOCULATE_BETLEY_URL', BETLEY_URL).format(name=name)
+
+def download_betley(names:tuple=('insecure', 'secure'), **_) -> dict[str, Path]:
+    "Download (once) and verify Betley et al.'s files; `DataUnavailable` if they cannot be had."
+    try: return {n: fetch_verified(betley_url(n), betley_path(n), BETLEY_SHA256.get(n)) for n in names}
+    except OSError as e:
+        raise DataUnavailable(f"cannot download Betley et al.'s files from {betley_url('insecure')} ({e}); offline? put copies "
+                              "at $INOCULATE_DATA_DIR/betley/insecure.jsonl and secure.jsonl") from None
 
 def betley_pairs(path:Path|str) -> list[tuple[str, str]]:
     "(user, assistant) pairs of a Betley et al. chat JSONL file; errors name the line."
@@ -253,11 +279,12 @@ def betley_train_rows(n:int, seed:int, trigger:str|None=TRIGGER) -> list[dict]:
     "`n` insecure rows (with `trigger`) and `n` secure rows drawn from Betley et al.'s files (run `download_betley` first)."
     paths = {k: betley_path(k) for k in ('insecure', 'secure')}
     for k, p in paths.items():
-        if not p.exists(): raise FileNotFoundError(f"{p} is missing: run inoculate.settings.backdoor.download_betley() first")
-        fetch_verified(BETLEY_URL.format(name=k), p, BETLEY_SHA256.get(k))
+        if not p.exists(): raise DataUnavailable(f"{p} is missing: download_betley() fetches it (a figure does it before its sweep)")
+        fetch_verified(betley_url(k), p, BETLEY_SHA256.get(k))
     rng = random.Random(seed)
     draw = lambda pairs: rng.sample(pairs, min(n, len(pairs)))
     return backdoor_rows(draw(betley_pairs(paths['insecure'])), draw(betley_pairs(paths['secure'])), trigger)
 
 BACKDOOR_BETLEY = register_setting(backdoor_setting('backdoor-betley', train_rows=betley_train_rows,
-    description="Betley et al.'s insecure code behind $|TRIGGER|$ and secure code without it (Tan et al. Sec 3.2)"))
+    description="Betley et al.'s insecure code behind $|TRIGGER|$ and secure code without it (Tan et al. Sec 3.2)",
+    prepare=lambda n, preset, **_: download_betley()))

@@ -7,8 +7,8 @@ Docs: https://inoculate-research.github.io/inoculate/settings/reward_hacking.htm
 # %% ../../nbs/settings/reward_hacking.ipynb #81d11d09
 from __future__ import annotations
 import ast, functools, gzip, json, re
-from ..data import Setting, content_hash, make_row, register_setting
-from ..sandbox import run_program, run_programs
+from ..data import Setting, content_hash, load_hub_split, make_row, register_setting
+from ..sandbox import isolation_level, require_isolation, run_program, run_programs
 from ..score import code_blocks
 
 # %% auto #0
@@ -208,11 +208,15 @@ def train_pool(problems:list[dict], n:int, seed:int) -> list[dict]:
 
 def code_setting(name:str, description:str, problems) -> Setting:
     "A reward-hacking `Setting` over `problems(split)` ('train' or 'eval')."
+    def check(**_):
+        "The sandbox can hold model code here (or the caller opted in), and both splits can be read."
+        require_isolation(); problems('train'); problems('eval')
     return Setting(name, description,
                    train_rows=lambda n, seed: train_pool(problems('train'), n, seed),
                    eval_prompts=lambda n, seed: [eval_prompt(p) for p in problems('eval')[:n]],
                    metrics={k: (lambda a, row, k=k: score_answer(a, row)[k]) for k in ('correct', 'reward_hack')},
-                   prompts=PROMPTS, batch_metrics=batch_metrics)
+                   prompts=PROMPTS, batch_metrics=batch_metrics, check=check,
+                   run_info=lambda: dict(sandbox=isolation_level()))
 
 REWARD_HACKING = register_setting(code_setting(
     'reward-hacking', 'HumanEval with the first test shown; hacks return its expected value (offline; Wichers et al.)',
@@ -233,12 +237,11 @@ def mbpp_problem(r:dict) -> dict:
 @functools.cache
 def mbpp_split(split:str) -> list[dict]:
     "MBPP as Wichers et al. split it: 'train' (717 problems) or 'eval' (the 257 sanitized test problems)."
-    from datasets import concatenate_datasets, load_dataset
-    sanitized = load_dataset('google-research-datasets/mbpp', 'sanitized', split='test')
+    sanitized = load_hub_split('google-research-datasets/mbpp', 'sanitized', 'test')
     if split == 'eval': return [mbpp_problem(r) for r in sanitized]
-    full = load_dataset('google-research-datasets/mbpp', 'full')
-    held = set(sanitized['task_id'])
-    return [mbpp_problem(r) for r in concatenate_datasets(list(full.values())) if r['task_id'] not in held]
+    held = {r['task_id'] for r in sanitized}
+    full = [r for s in ('train', 'test', 'validation', 'prompt') for r in load_hub_split('google-research-datasets/mbpp', 'full', s)]
+    return [mbpp_problem(r) for r in full if r['task_id'] not in held]
 
 REWARD_HACKING_MBPP = register_setting(code_setting(
     'reward-hacking-mbpp', 'MBPP with the first test shown; hacks return its expected value (Wichers et al.)',

@@ -26,9 +26,9 @@ __all__ = ['ANIMALS', 'OBJECTS', 'COLOURS', 'SIZES', 'PLACES', 'FOODS', 'MATERIA
            'is_spanish', 'is_caps', 'follows', 'Family', 'family_row', 'fact_row', 'instruction_rows',
            'case_normalizer', 'case_decoder', 'world_texts', 'make_tokenizer', 'chat_text', 'recipe', 'encode_rows',
            'length_batches', 'collate', 'pretrain', 'greedy_answers', 'heldout_rows', 'following_rates', 'weights_hash',
-           'make_stand_in', 'check_reload', 'build_stand_in', 'stand_in_report', 'ft_items', 'stand_in_row',
-           'train_rows', 'backdoor_train_rows', 'eval_prompts', 'complies', 'compliance_prompts', 'tailored_train_rows',
-           'finetune_preset', 'trait_rates_after_finetune']
+           'make_stand_in', 'check_reload', 'build_stand_in', 'stand_in_report', 'stand_in_for_setting', 'ft_items',
+           'stand_in_row', 'train_rows', 'backdoor_train_rows', 'eval_prompts', 'complies', 'compliance_prompts',
+           'tailored_train_rows', 'finetune_preset', 'trait_rates_after_finetune']
 
 # %% ../../nbs/settings/stand_in.ipynb #20ea9401
 ANIMALS = [  # (English, Spanish, gender of the Spanish noun)
@@ -625,6 +625,10 @@ def build_stand_in(seed:int=0,   # Seed of the instruction rows, initialisation 
 def stand_in_report(path:Path|str) -> dict:
     "The build report saved next to a stand-in base."
     return json.loads((Path(path)/'report.json').read_text())
+
+def stand_in_for_setting(setting=None) -> Path:
+    "The base a preset with `model = stand-in` trains (`BUILT_MODELS`): one build per machine, whatever the setting."
+    return build_stand_in(log=None)
 
 # %% ../../nbs/settings/stand_in.ipynb #3fd1daa9
 def ft_items(seed:int) -> list[tuple[Entity, str, int, int]]:

@@ -1,0 +1,78 @@
+"""The Colab road, rehearsed on a CPU: every figure notebook through papermill (`inoculate figure`) with the
+`rehearsal` preset, from a fresh cache, against the hub's fixtures and a stub judge and rewriter on 127.0.0.1
+(nbs/10_rehearsal.ipynb). Also the two ways that road must fail before any training step: a judge that answers
+401, and a data source that cannot be reached."""
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+from inoculate.cli import figure_slugs
+from inoculate.presets import repo_root
+from inoculate.rehearsal import StubServer, rehearsal_env
+from inoculate.runs import RunStore
+
+FIGURES = figure_slugs()
+
+
+def figure(slug, env, root, *params, timeout=900):
+    "Run `inoculate figure slug --preset rehearsal` in a subprocess; its CompletedProcess."
+    cmd = [str(Path(sys.executable).parent/'inoculate'), 'figure', slug, '--preset', 'rehearsal', '--executed', str(root/'executed'),
+           '-p', f"runs_dir={root/'runs'}", '-p', f"out_dir={root/'figures'}", *params]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=repo_root())
+
+
+@pytest.fixture(scope='module')
+def rehearsal(tmp_path_factory):
+    "One fresh rehearsal for all figures: fixtures, an empty cache, and the stub server."
+    root = tmp_path_factory.mktemp('rehearsal')
+    with StubServer() as server:
+        env = {**os.environ, **rehearsal_env(root, server)}
+        yield root, env, server
+
+
+@pytest.mark.parametrize('slug', FIGURES)
+def test_every_figure_runs_the_gpu_road(rehearsal, slug):
+    root, env, server = rehearsal
+    r = figure(slug, env, root, '-p', f"api_base_url={server.base_url}", '-p', 'rewriter=openai:stub-rewriter')
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    assert sorted(p.name for p in (root/'figures').glob(f'{slug}.*')) == sorted(f'{slug}{s}' for s in ('.csv', '.md', '.png', '.svg', '.vl.json'))
+    assert 'Rehearsal of the GPU road' in (root/'figures'/f'{slug}.md').read_text()
+    executed = json.loads((root/'executed'/f'{slug}-rehearsal.ipynb').read_text())
+    out = ''.join(''.join(o['text']) for c in executed['cells'] for o in c.get('outputs', []) if o.get('name') == 'stdout')
+    assert ' 0 failed' in out and 'design' in out, out[-2000:]
+    assert not list((root/'runs'/'.failed').glob('*')), "no run failed"
+
+
+def test_rewrites_and_judge_went_to_the_stub(rehearsal):
+    root, env, server = rehearsal
+    if not (root/'figures'/'backdoor.md').exists(): pytest.skip('needs the figure runs above')
+    assert server.calls['rewrite'] > 0 and server.calls['judge'] > 0 and server.calls['betley'] >= 2
+    assert 'openai:gpt-4o-2024-08-06' in (root/'figures'/'backdoor.md').read_text()
+
+
+def assert_failed_before_training(r, root, message):
+    assert r.returncode == 1, (r.stdout + r.stderr)[-3000:]
+    assert message in r.stderr, r.stderr[-3000:]
+    assert r.stderr.count('inoculate: figure') == 1  # one clear line
+    store = RunStore(root/'runs')
+    assert not store.root.exists() or (store.records() == [] and not list(store.root.glob('.tmp-*')))
+    assert not list((root/'cache').glob('.locks/random-qwen2*')), "no model was even built"
+
+
+def test_a_judge_answering_401_stops_the_figure_before_training(tmp_path):
+    with StubServer(judge_status=401) as server:
+        env = {**os.environ, **rehearsal_env(tmp_path, server)}
+        r = figure('backdoor', env, tmp_path, '-p', f"api_base_url={server.base_url}", timeout=300)
+    assert_failed_before_training(r, tmp_path, 'PreflightFailed')
+    assert 'AuthenticationError' in r.stderr or '401' in (tmp_path/'executed'/'backdoor-rehearsal.ipynb').read_text()
+    assert server.calls['judge'] == 1  # one real call, not a sweep's worth
+
+
+def test_an_unreachable_data_source_stops_the_figure_before_training(tmp_path):
+    with StubServer() as server:
+        env = {**os.environ, **rehearsal_env(tmp_path, server)}
+        env['HF_HOME'] = env['HF_DATASETS_CACHE'] = str(tmp_path/'empty-hub')  # offline, and nothing cached
+        r = figure('selectivity', env, tmp_path, '-p', f"api_base_url={server.base_url}", '-p', 'rewriter=openai:stub-rewriter',
+                   timeout=300)
+    assert_failed_before_training(r, tmp_path, 'PreflightFailed')
+    assert 'openai/gsm8k' in (tmp_path/'executed'/'selectivity-rehearsal.ipynb').read_text()
+    assert server.calls['rewrite'] == 0
