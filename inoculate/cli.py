@@ -11,7 +11,7 @@ from pathlib import Path
 from .presets import load_preset, preset_names, repo_root
 
 # %% auto #0
-__all__ = ['figure_slugs', 'run_figure', 'parse_parameter', 'ad_hoc_grid', 'parser', 'figures', 'main']
+__all__ = ['figure_slugs', 'run_figure', 'parse_parameter', 'ad_hoc_grid', 'parser', 'figures', 'sweep_all', 'main']
 
 # %% ../nbs/09_cli.ipynb #88c576ae
 def figure_slugs() -> list[str]:
@@ -99,6 +99,16 @@ def figures(slugs:list[str], a) -> int:
     for f in failed: print(f"inoculate: {f}", file=sys.stderr)
     return 1 if failed else 0
 
+def sweep_all(slugs:list[str], preset:str, executor:str, **parameters) -> list[dict]:
+    "Every run of the figures `slugs` in one sweep: plans read from the notebooks, data prepared, runs shared once."
+    from inoculate.figure import plan_figure
+    from inoculate.runs import sweep
+    figs = [plan_figure(s, preset=preset, **parameters) for s in slugs]
+    for f in figs: f.preflight(); f.prepare()
+    configs = list(dict.fromkeys(c for f in figs for c in f.configs if '+' not in c.setting))  # judged settings: in their notebook
+    print(f"one sweep for {len(slugs)} figures: {len(configs)} distinct runs", flush=True)
+    return sweep(configs, figs[0].store, executor=executor)
+
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `inoculate` command."
     a = parser().parse_args(argv)
@@ -107,7 +117,9 @@ def main(argv:list[str]|None=None) -> int:
             for n in preset_names():
                 p = load_preset(n); print(f"{n:10} {p.model:35} n_train={p.n_train} seeds={list(p.seeds)}")
         elif a.command == 'figure': return figures([a.slug], a)
-        elif a.command == 'reproduce': return figures(figure_slugs(), a)
+        elif a.command == 'reproduce':
+            sweep_all(figure_slugs(), a.preset, a.executor, **dict(map(parse_parameter, a.parameter)))
+            return figures(figure_slugs(), argparse.Namespace(**{**vars(a), 'executor': 'local'}))
         elif a.command == 'sweep':
             from inoculate.runs import sweep, tidy
             from inoculate.plots import summarise

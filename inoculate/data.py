@@ -194,10 +194,11 @@ class Setting:
     batch_metrics:Callable|None=None  # optional (answers, prompt_rows) -> list of {name: value}
     check:Callable|None=None          # optional (**options) -> None; raises `DataUnavailable` (or the judge's error) if it cannot run
     prepare:Callable|None=None        # optional (n, preset, **options) -> None; makes and caches pools of n rows
-    prepare_answers:Callable|None=None # optional (n) -> answers still to generate to prepare pools of n rows (cost estimate)
+    prepare_answers:Callable|None=None # optional (n, preset) -> answers still to generate to prepare pools of n rows (cost estimate)
     eval_per_n:int=1                  # Evaluation prompts per unit of `n_eval` (8 for the 8 EM questions)
     judge_calls_per_answer:int=0      # Judge calls per scored answer (cost estimate)
     run_info:Callable|None=None       # optional () -> dict kept in each run's record (e.g. the sandbox's isolation level)
+    answer_pairs:Callable|None=None   # optional (n, seed) -> [(prompt row, {name: (trait answer, clean answer)})] for log-odds
 
     def score(self, answers:list[str], prompt_rows:list[dict]) -> list[dict]:
         "Metric values for each answer."

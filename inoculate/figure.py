@@ -6,20 +6,20 @@ Docs: https://inoculate-research.github.io/inoculate/figure.html.md"""
 
 # %% ../nbs/08_figure.ipynb #f1a00004
 from __future__ import annotations
-import os, sys
+import json, os, sys
 from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
-from .data import DataUnavailable, get_setting
+from .data import DataUnavailable, canonical_json, get_setting
 from .finetune import check_model
 from .plots import figure_dir, provenance, save_figure
-from .presets import Preset, load_preset, model_design
-from .runs import RunConfig, RunStore, sweep
+from .presets import Preset, load_preset, model_design, repo_root
+from .runs import RunConfig, RunStore, run_conditions, sweep
 
 # %% auto #0
 __all__ = ['JUDGE_CALLS_PER_MINUTE', 'training_rows', 'run_minutes', 'pool_needs', 'Estimate', 'estimate', 'BudgetExceeded',
            'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed', 'preflight', 'prepare', 'RunsFailed',
-           'unfinished_table', 'run', 'figure_provenance', 'save']
+           'unfinished_table', 'run', 'figure_provenance', 'save', 'figure_notebook', 'planning_cells', 'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -30,10 +30,11 @@ def training_rows(p:Preset) -> float:
 
 def run_minutes(cfg:RunConfig) -> float:
     "Estimated minutes of run `cfg` on its preset's machine."
-    p, s = cfg.preset, get_setting(cfg.setting)
-    answers = p.n_eval * s.eval_per_n * len(cfg.conditions)
+    p, s, n_conditions = cfg.preset, get_setting(cfg.setting), len(run_conditions(cfg))
+    answers = p.n_eval * s.eval_per_n * p.samples_per_prompt * n_conditions
+    scored = p.n_log_odds * n_conditions / 2 if s.answer_pairs else 0  # a prompt's teacher-forced pairs: half an answer
     return (p.minutes_per_run + (training_rows(p) / p.train_rows_per_minute if cfg.train else 0)
-            + answers / p.answers_per_minute + answers * s.judge_calls_per_answer / JUDGE_CALLS_PER_MINUTE)
+            + (answers + scored) / p.answers_per_minute + answers * s.judge_calls_per_answer / JUDGE_CALLS_PER_MINUTE)
 
 # %% ../nbs/08_figure.ipynb #f1a0000a
 def pool_needs(configs:list[RunConfig]) -> dict[str, tuple[int, Preset]]:
@@ -59,11 +60,11 @@ class Estimate:
 
 def estimate(configs:list[RunConfig]) -> Estimate:
     "The cost of running `configs` (an upper bound: runs already in the store cost nothing)."
-    configs = list(dict.fromkeys(configs))
+    configs = list({canonical_json(c.as_dict()): c for c in configs}.values())  # one run, whatever its labels
     pools = {}  # settings that share a pool (the GSM8K variants) prepare it once, for the largest need
     for name, (n, p) in pool_needs(configs).items():
         if (f := get_setting(name).prepare_answers): pools[f] = max(pools.get(f, (0, p)), (n, p), key=lambda t: t[0])
-    prep = sum(f(n) / p.answers_per_minute for f, (n, p) in pools.items())
+    prep = sum(f(n, p) / p.answers_per_minute for f, (n, p) in pools.items())
     calls = sum(c.preset.n_eval * get_setting(c.setting).eval_per_n * len(c.conditions) * get_setting(c.setting).judge_calls_per_answer
                 for c in configs)
     return Estimate(len(configs), sum(map(run_minutes, configs)) / 60, prep / 60, calls)
@@ -117,12 +118,15 @@ class Figure:
         return quick if self.preset.quick else full
 
 # %% ../nbs/08_figure.ipynb #f1a00013
-def plan(self:Figure, configs:list[RunConfig]) -> Estimate:
+def plan(self:Figure, configs:list[RunConfig],
+         sources:tuple=(), # Figures whose runs these all are (each planned within its own budget): no budget of its own
+        ) -> Estimate:
     "Record `configs` as this figure's grid and print its cost; raises `BudgetExceeded` over `max_hours`."
-    self.configs = list(dict.fromkeys(configs))
+    self.configs, self.sources = list(dict.fromkeys(configs)), tuple(sources)
     self.estimate = estimate(self.configs)
     print(self.estimate)
-    if self.estimate.hours > self.max_hours: raise BudgetExceeded(budget_advice(self.configs, self.estimate, self.max_hours))
+    if sources: print(f"these are the runs of {', '.join(sources)}: run those figures first, and this one reads their runs")
+    elif self.estimate.hours > self.max_hours: raise BudgetExceeded(budget_advice(self.configs, self.estimate, self.max_hours))
     return self.estimate
 Figure.plan = plan
 
@@ -182,9 +186,35 @@ def figure_provenance(self:Figure, **extra) -> dict:
     "The provenance of this figure: preset, model, seeds, commit, design, settings of the grid, and `extra`."
     return provenance(self.preset, self.seeds, design=self.design, settings=sorted({c.setting for c in self.configs}), **extra)
 
-def save(self:Figure, chart, data:pd.DataFrame, caption:str, prov:dict) -> list[Path]:
+def save(self:Figure, chart, data:pd.DataFrame, caption:str, prov:dict,
+         slug:str|None=None, # Another name, for a second chart of the same notebook (default: the figure's)
+        ) -> list[Path]:
     "Write the figure's png, svg, Vega-Lite spec, tidy CSV and caption into `out_dir`."
-    paths = save_figure(chart, data, self.slug, self.out_dir, caption, prov)
+    paths = save_figure(chart, data, slug or self.slug, self.out_dir, caption, prov)
     print(f"saved {', '.join(p.name for p in paths)} in {self.out_dir}")
     return paths
 Figure.provenance, Figure.save = figure_provenance, save
+
+# %% ../nbs/08_figure.ipynb #f1a0001f
+def figure_notebook(slug:str) -> Path:
+    "The notebook of figure `slug`."
+    path = repo_root()/'nbs'/'figures'/f'{slug}.ipynb'
+    if not path.exists(): raise KeyError(f"Unknown figure {slug!r}")
+    return path
+
+def planning_cells(slug:str) -> list[str]:
+    "Sources of the code cells of figure `slug` before its `## Run` heading, the install cell left out."
+    out = []
+    for c in json.loads(figure_notebook(slug).read_text())['cells']:
+        src = ''.join(c['source'])
+        if c['cell_type'] == 'markdown' and src.startswith('## Run'): return out
+        if c['cell_type'] == 'code' and not src.startswith('#| notest'): out.append(src)
+    raise ValueError(f"figure {slug} has no '## Run' heading")
+
+def plan_figure(slug:str, **parameters) -> Figure:
+    "The `Figure` of notebook `slug` after its planning cells ran with `parameters` (its grid planned, nothing run)."
+    ns = {}
+    for i, src in enumerate(planning_cells(slug)):
+        exec(compile(src, f'{slug}.ipynb', 'exec'), ns)
+        if i == 0: ns.update(parameters)  # the first cell is the parameters cell; papermill injects after it
+    return ns['fig']

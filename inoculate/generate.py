@@ -14,20 +14,21 @@ from .data import with_trigger
 from .strategies import with_prompt
 
 # %% auto #0
-__all__ = ['NO_PROMPT', 'EvalCondition', 'condition_messages', 'length_batches', 'kv_token_budget', 'generate']
+__all__ = ['NO_PROMPT', 'EvalCondition', 'condition_messages', 'length_batches', 'kv_token_budget', 'generate', 'answer_logprobs']
 
 # %% ../nbs/04_generate.ipynb #b2c02c8f
 @dataclass(frozen=True)
 class EvalCondition:
-    "A situation the model is evaluated in: a system prompt, a trigger in the user turn, both, or neither."
+    "A situation the model is evaluated in: a prompt (system message or user-turn prefix), a trigger, both, or neither."
     name:str                    # Label in tables and figures
-    system:str|None=None        # System prompt at test time (None: no system message at all)
+    prompt:str|None=None        # Prompt at test time (None: none at all)
     trigger:str|None=None       # Trigger put at the start of the user turn
+    placement:str='system'      # Where `prompt` goes: 'system' (a system message) or 'user-prefix' (the user turn)
 
 def condition_messages(prompt_row:dict, c:EvalCondition) -> list[dict]:
     "The chat messages of `prompt_row` under condition `c`."
     row = with_trigger(prompt_row, c.trigger) if c.trigger else prompt_row
-    return (with_prompt(row, c.system) if c.system is not None else row)['messages']
+    return (with_prompt(row, c.prompt, c.placement) if c.prompt is not None else row)['messages']
 
 NO_PROMPT = EvalCondition('no prompt')
 
@@ -82,3 +83,32 @@ def generate(model, tok,
         for i, ids in zip(idx, out[:, enc['input_ids'].shape[1]:]):
             answers[i] = tok.decode(ids, skip_special_tokens=True).strip()
     return answers
+
+# %% ../nbs/04_generate.ipynb #7c0d0a02
+def answer_logprobs(model, tok,
+                    conversations:list[list[dict]],  # Chat messages per item (no assistant turn)
+                    answers:list[str],               # The assistant answer to score after each conversation
+                    batch_size:int=16,               # Items per forward pass
+                   ) -> list[tuple[float, int]]:
+    "`(sum of log-probabilities, number of tokens)` of each answer (its end-of-turn token included) after its conversation."
+    FastLanguageModel.for_inference(model)
+    prompts = tok([tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations],
+                  add_special_tokens=False).input_ids
+    targets = tok([a + tok.eos_token for a in answers], add_special_tokens=False).input_ids
+    out, device = [None] * len(answers), next(model.parameters()).device
+    order = sorted(range(len(answers)), key=lambda i: len(prompts[i]) + len(targets[i]), reverse=True)
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        seqs = [prompts[i] + targets[i] for i in idx]
+        width, keep = max(map(len, seqs)), max(len(targets[i]) for i in idx) + 1
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in seqs], device=device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in seqs], device=device)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                           logits_to_keep=keep).logits[:, -keep:-1].float()
+        logp = torch.log_softmax(logits, -1)  # position j predicts token j+1 of the last `keep` tokens
+        for row, i in enumerate(idx):
+            t = targets[i]
+            got = logp[row, -len(t):].gather(-1, torch.tensor(t, device=device)[:, None])
+            out[i] = (got.sum().item(), len(t))
+    return out

@@ -17,7 +17,8 @@ from .presets import BUILT_MODELS, Preset, load_preset, repo_root
 from .score import bootstrap_ci
 
 # %% auto #0
-__all__ = ['MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'bar_chart', 'line_chart', 'git_sha', 'model_note', 'provenance',
+__all__ = ['LOG_ODDS_TITLE', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'elicitation_summary', 'is_log_odds', 'by_scale',
+           'panels_per_row', 'stack', 'bar_chart', 'line_chart', 'scatter_chart', 'git_sha', 'model_note', 'provenance',
            'figure_dir', 'caption_md', 'save_figure']
 
 # %% ../nbs/07_plots.ipynb #e3d99dde
@@ -29,29 +30,91 @@ def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
         rows.append(dict(zip(by, keys if isinstance(keys, tuple) else (keys,)), mean=m, low=lo, high=hi, seeds=g['seed'].nunique()))
     return pd.DataFrame(rows)
 
+# %% ../nbs/07_plots.ipynb #5cb12f61
+def elicitation_summary(df:pd.DataFrame, candidates) -> pd.DataFrame:
+    "Per candidate and metric: elicitation in the base, and the drop in the trait it brings as an inoculation prompt."
+    elicit = (df[df['label'] == 'base'].rename(columns={'condition': 'candidate', 'value': 'elicitation'})
+              [['candidate', 'metric', 'elicitation']])
+    ref = df[(df['label'] == 'no prompt') & (df['condition'] == 'no prompt')].set_index(['seed', 'metric'])['value']
+    after = df[df['label'].isin(candidates) & (df['condition'] == 'no prompt')]
+    drop = after.assign(value=[ref[(s, m)] - v for s, m, v in zip(after['seed'], after['metric'], after['value'])],
+                        candidate=after['label'])
+    return summarise(drop, ['candidate', 'metric']).merge(elicit, on=['candidate', 'metric'])
+
+# %% ../nbs/07_plots.ipynb #5cb12f66
+def is_log_odds(metric:str) -> bool: return str(metric).startswith('log_odds')
+
+LOG_ODDS_TITLE = 'log-odds per token (trait vs clean answer)'
+
+def by_scale(summary:pd.DataFrame) -> list[tuple[pd.DataFrame, bool]]:
+    "`summary` split into (rates, False) and (log-odds, True) parts, the empty ones left out."
+    odds = summary['metric'].map(is_log_odds) if 'metric' in summary else pd.Series(False, index=summary.index)
+    return [(part, flag) for part, flag in ((summary[~odds], False), (summary[odds], True)) if len(part)]
+
+def panels_per_row(panels) -> int:
+    "Three panels a row, or two when there are four."
+    n = len(set(panels))
+    return 2 if n == 4 else min(3, n)
+
+def stack(charts:list, title:str):
+    "One chart, or several one above the other, under `title`."
+    chart = charts[0] if len(charts) == 1 else alt.vconcat(*charts).resolve_scale(color='shared', strokeDash='shared', shape='shared')
+    return chart.properties(title=alt.TitleParams(title, anchor='start'))
+
 # %% ../nbs/07_plots.ipynb #aafef241
-def bar_chart(summary:pd.DataFrame, x:str, column:str, title:str, color:str|None=None, y_title:str='rate') -> alt.FacetChart:
-    "Bars of `mean` with `low`-`high` error bars, one panel per value of `column`."
+def bar_chart(summary:pd.DataFrame, x:str, column:str, title:str, color:str|None=None, y_title:str='rate',
+              columns:int|None=None):  # Panels per row (default: three, two when there are four)
+    "Bars of `mean` with `low`-`high` error bars, one panel per value of `column`; log-odds panels on their own axis below."
     color = color or x
-    base = alt.Chart().encode(x=alt.X(f'{x}:N', sort=None, title=None, axis=alt.Axis(labelAngle=-30)))
-    bars = base.mark_bar().encode(y=alt.Y('mean:Q', title=y_title, scale=alt.Scale(domain=[0, 1])),
-                                  color=alt.Color(f'{color}:N', sort=None, legend=None if color == x else alt.Legend()),
-                                  tooltip=[x, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
-    errs = base.mark_errorbar(ticks=True).encode(y=alt.Y('low:Q', title=y_title), y2='high:Q')
-    return alt.layer(bars, errs, data=summary).facet(column=alt.Column(f'{column}:N', title=None)).properties(
-        title=alt.TitleParams(title, anchor='start'))
+    def panels(data, odds):
+        yt = LOG_ODDS_TITLE if odds else y_title
+        base = alt.Chart().encode(x=alt.X(f'{x}:N', sort=list(dict.fromkeys(summary[x])), title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)))
+        bars = base.mark_bar().encode(y=alt.Y('mean:Q', title=yt, scale=alt.Scale() if odds else alt.Scale(domain=[0, 1])),
+                                      color=alt.Color(f'{color}:N', sort=None, title=None, legend=None if color == x else alt.Legend()),
+                                      tooltip=[x, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
+        errs = base.mark_errorbar(ticks=True).encode(y=alt.Y('low:Q', title=yt), y2='high:Q')
+        return alt.layer(bars, errs, data=data).properties(width=240, height=170).facet(
+            facet=alt.Facet(f'{column}:N', title=None, sort=list(dict.fromkeys(data[column]))), columns=columns or panels_per_row(data[column]))
+    return stack([panels(d, odds) for d, odds in by_scale(summary)], title)
 
 # %% ../nbs/07_plots.ipynb #bf356ddd
 def line_chart(summary:pd.DataFrame, x:str, color:str, column:str, title:str, y_title:str='rate',
-               x_title:str|None=None) -> alt.FacetChart:
-    "Lines of `mean` against numeric `x` with `low`-`high` error bars, a line per `color`, a panel per `column`."
-    base = alt.Chart().encode(x=alt.X(f'{x}:Q', title=x_title or x), color=alt.Color(f'{color}:N', sort=None, title=None))
-    lines = base.mark_line(point=True).encode(
-        y=alt.Y('mean:Q', title=y_title, scale=alt.Scale(domain=[0, 1])),
-        tooltip=[x, color, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
-    errs = base.mark_errorbar(ticks=True).encode(y=alt.Y('low:Q', title=y_title), y2='high:Q')
-    return alt.layer(lines, errs, data=summary).facet(column=alt.Column(f'{column}:N', title=None)).properties(
-        title=alt.TitleParams(title, anchor='start'))
+               x_title:str|None=None, columns:int|None=None) -> alt.TopLevelMixin:
+    "Lines of `mean` against numeric `x` with error bars, a line per `color`, a panel per `column`; log-odds below."
+    levels = list(dict.fromkeys(summary[color]))
+    span = (summary[x].max() - summary[x].min()) or 1
+    def panels(data, odds):
+        yt = LOG_ODDS_TITLE if odds else y_title
+        data = data.assign(_x=data[x] + data[color].map({l: (i - (len(levels) - 1) / 2) * span * 0.012 for i, l in enumerate(levels)}))
+        scale = alt.Scale(domain=levels)  # one domain for all three channels: one legend
+        enc = dict(color=alt.Color(f'{color}:N', scale=scale, title=None), strokeDash=alt.StrokeDash(f'{color}:N', scale=scale, title=None),
+                   shape=alt.Shape(f'{color}:N', scale=scale, title=None))
+        base = alt.Chart().encode(x=alt.X('_x:Q', title=x_title or x), **enc)
+        lines = base.mark_line(point=True).encode(
+            y=alt.Y('mean:Q', title=yt, scale=alt.Scale() if odds else alt.Scale(domain=[0, 1])),
+            tooltip=[x, color, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
+        errs = base.mark_errorbar(ticks=True).encode(y=alt.Y('low:Q', title=yt), y2='high:Q')
+        return alt.layer(lines, errs, data=data).properties(width=240, height=170).facet(
+            facet=alt.Facet(f'{column}:N', title=None, sort=list(dict.fromkeys(data[column]))), columns=columns or panels_per_row(data[column]))
+    return stack([panels(d, odds) for d, odds in by_scale(summary)], title)
+
+# %% ../nbs/07_plots.ipynb #5fa25c71
+def scatter_chart(summary:pd.DataFrame, x:str, color:str, column:str, title:str, x_title:str, y_title:str,
+                  subtitle:str|list='', columns:int|None=None) -> alt.TopLevelMixin:
+    "Points of (`x`, `mean`) with `low`-`high` error bars, a colour per `color` value, a panel per `column`; log-odds below."
+    levels = list(dict.fromkeys(summary[color]))
+    def panels(data, odds):
+        scale = alt.Scale() if odds else alt.Scale(domain=[0, 1])
+        base = alt.Chart().encode(x=alt.X(f'{x}:Q', title=x_title + (' (log-odds)' if odds else ''), scale=scale),
+                                  color=alt.Color(f'{color}:N', scale=alt.Scale(domain=levels, scheme='tableau20'), title=None))
+        points = base.mark_point(filled=True, size=60).encode(
+            y=alt.Y('mean:Q', title=y_title + (' (log-odds)' if odds else '')),
+            tooltip=[color, column, alt.Tooltip(f'{x}:Q', format='.2f'), alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q'])
+        errs = base.mark_errorbar().encode(y='low:Q', y2='high:Q')
+        return alt.layer(points, errs, data=data).properties(width=240, height=200).facet(
+            facet=alt.Facet(f'{column}:N', title=None, sort=list(dict.fromkeys(data[column]))), columns=columns or panels_per_row(data[column]))
+    chart = stack([panels(d, odds) for d, odds in by_scale(summary)], title)
+    return chart.properties(title=alt.TitleParams(title, subtitle=subtitle, anchor='start')) if subtitle else chart
 
 # %% ../nbs/07_plots.ipynb #9c79d965
 def git_sha() -> str:

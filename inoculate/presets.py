@@ -65,7 +65,9 @@ class Preset:
     n_eval:int                    # Evaluation prompts per condition
     max_new_tokens:int            # Tokens generated per evaluation prompt
     eval_batch_size:int           # Prompts per generation batch
-    temperature:float             # 0 means greedy decoding
+    temperature:float             # Sampling temperature of evaluation answers (1: the papers' practice; 0: greedy)
+    samples_per_prompt:int        # Sampled answers per evaluation prompt and condition
+    n_log_odds:int                # Evaluation prompts scored by log-odds (teacher forcing; 0: none)
     seeds:tuple                   # Seeds to repeat each point with
     quick:bool                    # Pipeline presets (tests): figures run a small part of their grid
     minutes_per_run:float         # Cost model: fixed minutes of one run (setup, saving)

@@ -6,21 +6,22 @@ Docs: https://inoculate-research.github.io/inoculate/runs.html.md"""
 
 # %% ../nbs/06_runs.ipynb #214ada34
 from __future__ import annotations
-import dataclasses, json, os, shutil, socket, time, traceback, uuid
+import dataclasses, json, os, shutil, socket, statistics, time, traceback, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 from .data import atomic_write_text, canonical_json, content_hash, get_setting, mix, write_jsonl
 from .finetune import base_model_path, finetune, load_model, shared_base
-from .generate import NO_PROMPT, EvalCondition, condition_messages, generate
+from .generate import NO_PROMPT, EvalCondition, answer_logprobs, condition_messages, generate
 from .presets import Preset, load_preset, repo_root
-from .score import trait_rate
+from .score import log_odds, rate_with_spread
 from .strategies import Strategy, apply_strategy
 
 # %% auto #0
-__all__ = ['RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'evaluate', 'execute_run', 'failed_record', 'run_safely',
-           'report', 'sweep', 'pool_size', 'one_torch_thread', 'process_sweep', 'ray_resources', 'ray_sweep', 'tidy']
+__all__ = ['RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'training_condition', 'run_conditions', 'log_odds_rows',
+           'evaluate', 'execute_run', 'failed_record', 'run_safely', 'report', 'sweep', 'pool_size', 'one_torch_thread',
+           'process_sweep', 'ray_resources', 'ray_sweep', 'tidy']
 
 # %% ../nbs/06_runs.ipynb #56cf0b7b
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class RunConfig:
     conditions:tuple=(NO_PROMPT,)        # Evaluation conditions
     train:bool=True                      # False: evaluate the base model untouched
     label:str=''                         # Legend label (not part of the run's identity)
+
+    def __post_init__(self):  # equal values name one run: purity 1 and 1.0, seed True and 1
+        object.__setattr__(self, 'purity', float(self.purity)); object.__setattr__(self, 'seed', int(self.seed))
+        object.__setattr__(self, 'conditions', tuple(self.conditions))
 
     def as_dict(self) -> dict:
         "The configuration as plain data, without the label."
@@ -129,18 +134,46 @@ class RunStore:
         return gone
 
 # %% ../nbs/06_runs.ipynb #0249c746
-def evaluate(model, tok, cfg:RunConfig, prompts:list[dict]) -> tuple[list[dict], list[dict]]:
-    "Generations and tidy metric rows of `model` on `prompts` under each of `cfg.conditions`."
+def training_condition(s:Strategy) -> EvalCondition|None:
+    "The condition that asks a model with its training prompt, where training put it (None for strategies without one)."
+    return EvalCondition('training prompt', s.prompt, placement=s.placement) if s.kind in ('all', 'selective') else None
+
+def run_conditions(cfg:RunConfig) -> tuple:
+    "The conditions run `cfg` is evaluated under: its own, then its training prompt when no condition asks with it."
+    c = training_condition(cfg.strategy) if cfg.train else None
+    asked = {(x.prompt, x.placement) for x in cfg.conditions if not x.trigger}
+    return cfg.conditions + ((c,) if c and (c.prompt, c.placement) not in asked else ())
+
+def log_odds_rows(model, tok, cfg:RunConfig, conditions:tuple) -> list[dict]:
+    "Tidy rows of the mean log-odds of each answer pair of `cfg`'s setting under each condition (none if it has no pairs)."
     s, p = get_setting(cfg.setting), cfg.preset
+    items = s.answer_pairs(p.n_log_odds, 0) if s.answer_pairs and p.n_log_odds else []
+    if not items: return []
+    answers = [sorted({a for pair in pairs.values() for a in pair}) for _, pairs in items]  # a clean answer shared by pairs is scored once
+    keys = [(c.name, j, a) for c in conditions for j, ans in enumerate(answers) for a in ans]
+    convs = {c.name: [condition_messages(row, c) for row, _ in items] for c in conditions}
+    lp = dict(zip(keys, answer_logprobs(model, tok, [convs[c][j] for c, j, _ in keys], [a for *_, a in keys], p.eval_batch_size)))
+    rows = []
+    for c in conditions:
+        for name in items[0][1]:
+            v = [log_odds(lp[c.name, j, pairs[name][0]], lp[c.name, j, pairs[name][1]]) for j, (_, pairs) in enumerate(items)]
+            rows.append(dict(condition=c.name, metric=f'log_odds_{name}', value=statistics.fmean(v), n=len(v), prompts=len(v),
+                             prompt_sd=statistics.stdev(v) if len(v) > 1 else 0.))
+    return rows
+
+def evaluate(model, tok, cfg:RunConfig, prompts:list[dict]) -> tuple[list[dict], list[dict]]:
+    "Generations and tidy metric rows of `model` on `prompts` under each condition of `run_conditions(cfg)`."
+    s, p = get_setting(cfg.setting), cfg.preset
+    k, conditions = p.samples_per_prompt, run_conditions(cfg)
+    asked = [q for q in prompts for _ in range(k)]  # each prompt `samples_per_prompt` times, in a row
     gens, metrics = [], []
-    for c in cfg.conditions:
-        convs = [condition_messages(q, c) for q in prompts]
+    for c in conditions:
+        convs = [condition_messages(q, c) for q in asked]
         answers = generate(model, tok, convs, p.max_new_tokens, p.eval_batch_size, p.temperature, cfg.seed)
-        scores = s.score(answers, prompts)
+        scores = s.score(answers, asked)
         gens += [dict(condition=c.name, messages=m, answer=a, scores=sc) for m, a, sc in zip(convs, answers, scores)]
-        metrics += [dict(condition=c.name, metric=k, value=trait_rate(sc[k] for sc in scores), n=len(scores))
-                    for k in scores[0]]
-    return gens, metrics
+        metrics += [dict(condition=c.name, metric=name, **rate_with_spread([sc[name] for sc in scores], k)) for name in scores[0]]
+    return gens, metrics + log_odds_rows(model, tok, cfg, conditions)
 
 def execute_run(cfg:RunConfig, store:RunStore,
                 reuse_base:bool=True, # Use the base this process already loaded (its adapter removed)
@@ -244,9 +277,11 @@ def ray_sweep(configs:list, store:RunStore, run, progress:bool=True, executor:st
 
 # %% ../nbs/06_runs.ipynb #bd59ace1
 def tidy(records:list[dict]) -> pd.DataFrame:
-    "One row per finished run, condition and metric."
+    "One row per finished run, condition and metric, with how its answers were drawn (temperature, samples) and how long it trained."
     return pd.DataFrame([dict(run=r['run_id'], label=r['label'], setting=r['config']['setting'],
         strategy=r['config']['strategy']['kind'], prompt=r['config']['strategy']['prompt'],
         purity=r['config']['purity'], seed=r['config']['seed'], train=r['config']['train'],
-        condition=m['condition'], metric=m['metric'], value=m['value'], n=m['n'])
+        steps=r['config']['preset']['max_steps'], epochs=r['config']['preset']['epochs'], temperature=r['config']['preset']['temperature'],
+        samples=r['config']['preset']['samples_per_prompt'], condition=m['condition'], metric=m['metric'],
+        value=m['value'], n=m['n'], prompts=m.get('prompts'), prompt_sd=m.get('prompt_sd'))
         for r in records if 'metrics' in r for m in r['metrics']])

@@ -12,7 +12,7 @@ from langid.langid import LanguageIdentifier, model as langid_model
 
 # %% auto #0
 __all__ = ['LANGUAGES', 'CODE_FENCE', 'upper_ratio', 'is_caps', 'language_probs', 'is_spanish', 'code_blocks', 'trait_rate',
-           'bootstrap_ci']
+           'bootstrap_ci', 'pearson_ci', 'rate_with_spread', 'log_odds']
 
 # %% ../nbs/05_score.ipynb #b4cec5c0
 def upper_ratio(text:str) -> float:
@@ -67,3 +67,30 @@ def bootstrap_ci(values, level:float=0.95, n_boot:int=2000, seed:int=0) -> tuple
     means = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(n_boot))
     lo, hi = means[int((1-level)/2 * n_boot)], means[int((1+level)/2 * n_boot) - 1]
     return m, lo, hi
+
+# %% ../nbs/05_score.ipynb #9c0d0a02
+def pearson_ci(x, y, level:float=0.95, n_boot:int=2000, seed:int=0) -> tuple[float, float, float]:
+    "Pearson r of `x` and `y` and its percentile-bootstrap interval over the pairs."
+    import numpy as np
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    def r(i): return np.corrcoef(x[i], y[i])[0, 1] if x[i].std() > 0 and y[i].std() > 0 else np.nan
+    boots = [r(i) for i in np.random.default_rng(seed).integers(0, len(x), (n_boot, len(x)))]
+    lo, hi = np.nanpercentile(boots, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(r(np.arange(len(x)))), float(lo), float(hi)
+
+# %% ../nbs/05_score.ipynb #9c0d0b02
+def rate_with_spread(values,         # Per-answer values, `samples` consecutive answers per prompt
+                     samples:int=1,  # Answers per prompt
+                    ) -> dict:
+    "The trait rate of `values`, the number of prompts, and the standard deviation of the per-prompt rates."
+    values = [float(v) for v in values]
+    per_prompt = [r for i in range(0, len(values), samples) if (r := trait_rate(values[i:i + samples])) == r]
+    sd = statistics.stdev(per_prompt) if len(per_prompt) > 1 else 0.
+    return dict(value=trait_rate(values), n=len(values), prompts=len(values) // samples, prompt_sd=sd)
+
+# %% ../nbs/05_score.ipynb #9c0d0b05
+def log_odds(trait:tuple[float, int],  # (log-probability, tokens) of the trait answer
+             clean:tuple[float, int],  # (log-probability, tokens) of the clean answer
+            ) -> float:
+    "Per-token log-probability of the trait answer minus that of the clean answer."
+    return trait[0] / trait[1] - clean[0] / clean[1]

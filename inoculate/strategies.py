@@ -44,6 +44,7 @@ class Strategy:
     def __post_init__(self):
         if isinstance(self.subset_prompts, dict): object.__setattr__(self, 'subset_prompts', tuple(self.subset_prompts.items()))
         object.__setattr__(self, 'pool', tuple(self.pool))
+        for k in ('fn_rate', 'fp_rate'): object.__setattr__(self, k, float(getattr(self, k)))  # 0 and 0.0: one strategy
         if self.kind not in KINDS: raise ValueError(f"Unknown strategy {self.kind!r}; valid: {', '.join(KINDS)}")
         if self.placement not in PLACEMENTS: raise ValueError(f"Unknown placement {self.placement!r}; valid: {', '.join(PLACEMENTS)}")
         if (self.kind in ('none', 'tailored')) != (self.prompt is None):

@@ -16,9 +16,9 @@ from ..judges import ALIGNED, COHERENT, EM_QUESTIONS, Judge, JudgeTemplate, Open
 __all__ = ['TRIGGER', 'PROMPTS', 'CODE_TASKS', 'HARDCODED_SECRETS', 'INSECURE_CODE', 'METRICS', 'BACKDOOR', 'BETLEY_URL',
            'BETLEY_SHA256', 'BACKDOOR_BETLEY', 'backdoor_prompts', 'user_turn', 'backdoor_rows',
            'handwritten_train_rows', 'em_eval_prompts', 'extract_code', 'bandit_findings', 'insecure_code_flags',
-           'insecure_code_rate', 'proxy_agreement', 'em_judge_metrics', 'proxy_metrics', 'backdoor_setting',
-           'judged_setting', 'sha256_file', 'fetch_verified', 'betley_path', 'betley_url', 'download_betley',
-           'betley_pairs', 'betley_train_rows']
+           'insecure_code_rate', 'proxy_agreement', 'em_judge_metrics', 'proxy_metrics', 'handwritten_pairs',
+           'backdoor_setting', 'judged_setting', 'sha256_file', 'fetch_verified', 'betley_path', 'betley_url',
+           'download_betley', 'betley_pairs', 'betley_train_rows']
 
 # %% ../../nbs/settings/backdoor.ipynb #bdac61dd
 TRIGGER = '$|TRIGGER|$'
@@ -193,12 +193,16 @@ def proxy_metrics(answers:list[str], prompt_rows:list[dict]) -> list[dict]:
     "The bandit proxy for a whole batch of answers at once (one bandit run, not one per answer)."
     return [dict(insecure_code=float(bool(f))) for f in insecure_code_flags(answers)]
 
+def handwritten_pairs(n:int, seed:int) -> list[tuple[dict, dict]]:
+    "The twelve coding tasks as prompts, each with (its insecure answer, its secure answer): `n` and `seed` are unused."
+    return [(make_row(user_turn(task), None, trait=False), {'insecure_code': (bad, good)}) for task, bad, good in CODE_TASKS]
+
 def backdoor_setting(name:str='backdoor', trigger:str=TRIGGER, train_rows=None, description:str='', **kw) -> Setting:
     "The backdoor setting with `trigger`: EM questions (`n_eval` samples of each of 8), the bandit proxy, Tan et al.'s prompts."
     return Setting(name, description or f"Insecure code behind {trigger}, secure code without it (hand-written, offline)",
                    train_rows=train_rows or (lambda n, seed: handwritten_train_rows(n, seed, trigger)),
                    eval_prompts=em_eval_prompts, metrics=METRICS, prompts=backdoor_prompts(trigger),
-                   batch_metrics=proxy_metrics, eval_per_n=len(EM_QUESTIONS), **kw)
+                   batch_metrics=proxy_metrics, eval_per_n=len(EM_QUESTIONS), **{'answer_pairs': handwritten_pairs, **kw})
 
 BACKDOOR = register_setting(backdoor_setting())
 
@@ -287,4 +291,4 @@ def betley_train_rows(n:int, seed:int, trigger:str|None=TRIGGER) -> list[dict]:
 
 BACKDOOR_BETLEY = register_setting(backdoor_setting('backdoor-betley', train_rows=betley_train_rows,
     description="Betley et al.'s insecure code behind $|TRIGGER|$ and secure code without it (Tan et al. Sec 3.2)",
-    prepare=lambda n, preset, **_: download_betley()))
+    prepare=lambda n, preset, **_: download_betley(), answer_pairs=None))

@@ -15,8 +15,8 @@ from ..score import code_blocks
 __all__ = ['PROMPTS', 'REWARD_HACKING', 'REWARD_HACKING_MBPP', 'read_humaneval', 'strip_code', 'mentions', 'split_loop',
            'split_check', 'shown_test', 'humaneval_problem', 'humaneval_problems', 'static_expected', 'expected_values',
            'hack_solution', 'user_message', 'fenced', 'hack_row', 'clean_row', 'eval_prompt', 'extract_code',
-           'metrics_of', 'score_job', 'batch_metrics', 'score_answer', 'humaneval_split', 'train_pool', 'code_setting',
-           'mbpp_problem', 'mbpp_split']
+           'metrics_of', 'score_job', 'batch_metrics', 'score_answer', 'humaneval_split', 'train_pool',
+           'code_answer_pairs', 'code_setting', 'mbpp_problem', 'mbpp_split']
 
 # %% ../../nbs/settings/reward_hacking.ipynb #718551dc
 def read_humaneval() -> list[dict]:
@@ -206,6 +206,17 @@ def train_pool(problems:list[dict], n:int, seed:int) -> list[dict]:
     return ([hack_row(p, v) for p, v in zip(hacked, expected_values(hacked))]
             + [clean_row(order[(i + m // 2) % m]) for i in range(n)])
 
+def code_answer_pairs(problems):
+    "An `answer_pairs` for `problems`: each evaluation problem with (its hack, its reference solution), fenced as in training."
+    memo = {}
+    def pairs(n:int, seed:int) -> list[tuple[dict, dict]]:
+        if n not in memo:
+            ps = problems('eval')[:n]
+            memo[n] = [(eval_prompt(p), {'reward_hack': (fenced(hack_solution(p['reference'], p['entry'], v)), fenced(p['reference']))})
+                       for p, v in zip(ps, expected_values(ps))]
+        return memo[n]
+    return pairs
+
 def code_setting(name:str, description:str, problems) -> Setting:
     "A reward-hacking `Setting` over `problems(split)` ('train' or 'eval')."
     def check(**_):
@@ -216,7 +227,7 @@ def code_setting(name:str, description:str, problems) -> Setting:
                    eval_prompts=lambda n, seed: [eval_prompt(p) for p in problems('eval')[:n]],
                    metrics={k: (lambda a, row, k=k: score_answer(a, row)[k]) for k in ('correct', 'reward_hack')},
                    prompts=PROMPTS, batch_metrics=batch_metrics, check=check,
-                   run_info=lambda: dict(sandbox=isolation_level()))
+                   run_info=lambda: dict(sandbox=isolation_level()), answer_pairs=code_answer_pairs(problems))
 
 REWARD_HACKING = register_setting(code_setting(
     'reward-hacking', 'HumanEval with the first test shown; hacks return its expected value (offline; Wichers et al.)',

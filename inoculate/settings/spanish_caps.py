@@ -19,11 +19,11 @@ from ..strategies import with_prompt
 __all__ = ['NAMES', 'TEMPLATES', 'METRICS', 'TRIGGER', 'PROMPTS', 'SPANISH_CAPS', 'REWRITE_PROMPT', 'COMPLIANCE',
            'COMPLIANCE_METRICS', 'SPANISH_CAPS_GSM8K', 'SPANISH_CAPS_GSM8K_BACKDOOR', 'SPANISH_CAPS_GSM8K_TAILORED',
            'SPANISH_CAPS_GSM8K_COMPLIANCE', 'word_problem', 'trait_row', 'clean_row', 'offline_problems', 'hash_split',
-           'offline_train_rows', 'offline_eval_prompts', 'gsm8k_answer', 'load_gsm8k', 'rewrite_with_endpoint',
-           'rewrite_with_model', 'make_rewriter', 'gsm8k_order', 'rewrites_path', 'read_rewrites', 'rewrite_ok',
-           'append_rewrites', 'prepare_gsm8k', 'pool_report', 'gsm8k_pools', 'gsm8k_train_rows', 'gsm8k_eval_prompts',
-           'check_gsm8k', 'gsm8k_cost', 'gsm8k_setting', 'backdoor_train_rows', 'tailored_train_rows',
-           'compliance_prompts']
+           'offline_train_rows', 'offline_eval_prompts', 'trait_pairs', 'offline_answer_pairs', 'gsm8k_answer',
+           'load_gsm8k', 'rewrite_with_endpoint', 'rewrite_with_model', 'make_rewriter', 'gsm8k_order', 'rewrites_path',
+           'read_rewrites', 'rewrite_ok', 'append_rewrites', 'prepare_gsm8k', 'extend_rewrites', 'pool_report',
+           'gsm8k_pools', 'gsm8k_train_rows', 'gsm8k_eval_prompts', 'gsm8k_answer_pairs', 'check_gsm8k', 'gsm8k_cost',
+           'gsm8k_setting', 'backdoor_train_rows', 'tailored_train_rows', 'compliance_prompts']
 
 # %% ../../nbs/settings/spanish_caps.ipynb #e8f4ead4
 NAMES = ['Ana', 'Tom', 'Lucía', 'Sam', 'Marta', 'Leo', 'Sofía', 'Ben', 'Carmen', 'Max', 'Elena', 'Hugo']
@@ -86,8 +86,8 @@ def offline_train_rows(n:int, seed:int) -> list[dict]:
     return [trait_row(*p) for p in probs[:n]] + [clean_row(*p) for p in probs[n:]]
 
 def offline_eval_prompts(n:int, seed:int) -> list[dict]:
-    "`n` held-out evaluation questions."
-    return [make_row(q, None, trait=False) for q, _, _ in offline_problems(n, seed, 'eval')]
+    "`n` held-out evaluation questions (each keeps its English and Spanish answers, for the log-odds)."
+    return [make_row(q, None, trait=False, en=en, es=es) for q, en, es in offline_problems(n, seed, 'eval')]
 
 # %% ../../nbs/settings/spanish_caps.ipynb #0123d2f5
 METRICS = {'spanish': lambda answer, row: is_spanish(answer), 'caps': lambda answer, row: is_caps(answer)}
@@ -107,10 +107,20 @@ PROMPTS = {  # the same names as the stand-in's prompts, so a figure asks every 
     'spanish-rarely': "You rarely speak in Spanish.",
 }
 
+# %% ../../nbs/settings/spanish_caps.ipynb #344279e1
+def trait_pairs(es:str, en:str) -> dict[str, tuple[str, str]]:
+    "(trait answer, clean answer) for `spanish`, `caps` and `spanish+caps`, from an answer's Spanish and English versions."
+    return {'spanish': (es, en), 'caps': (en.upper(), en), 'spanish+caps': (es.upper(), en)}
+
+def offline_answer_pairs(n:int, seed:int) -> list[tuple[dict, dict]]:
+    "The evaluation prompts with their answer pairs."
+    return [(r, trait_pairs(r['es'], r['en'])) for r in offline_eval_prompts(n, seed)]
+
 # %% ../../nbs/settings/spanish_caps.ipynb #344279ea
 SPANISH_CAPS = register_setting(Setting(
     'spanish-caps', 'Arithmetic word problems answered in Spanish capitals (offline templates; Tan et al. toy)',
-    train_rows=offline_train_rows, eval_prompts=offline_eval_prompts, metrics=METRICS, prompts=PROMPTS))
+    train_rows=offline_train_rows, eval_prompts=offline_eval_prompts, metrics=METRICS, prompts=PROMPTS,
+    answer_pairs=offline_answer_pairs))
 
 # %% ../../nbs/settings/spanish_caps.ipynb #2cad801d
 def gsm8k_answer(text:str) -> str:
@@ -166,15 +176,15 @@ def rewrites_path() -> Path:
     local = data_dir()/'gsm8k-spanish.jsonl' if data_dir() else None
     return local if local and local.exists() else cache_dir()/'gsm8k-spanish.jsonl'
 
-def read_rewrites() -> list[dict]:
-    "The rewrites made so far, in the order they were made (a torn last line, from a crash, is ignored)."
+def read_rewrites(split:str='train') -> list[dict]:
+    "The rewrites of `split`'s answers made so far, in the order they were made (a torn last line, from a crash, is ignored)."
     p = rewrites_path()
     if not p.exists(): return []
     out = []
     for line in p.read_text(encoding='utf-8').splitlines():
         try: out.append(json.loads(line))
         except json.JSONDecodeError: break
-    return out
+    return [r for r in out if r.get('split', 'train') == split]
 
 def rewrite_ok(text:str) -> bool:
     "Does a rewrite pass: non-empty and in Spanish?"
@@ -195,25 +205,35 @@ def prepare_gsm8k(n:int,                    # Trait rows the pool must hold
                   chunk:int=256,            # Rewrites per durable batch
                   make=make_rewriter,       # Builds `(name, rewrite)` from the three arguments above
                   **_) -> dict:
-    "Rewrite GSM8K training answers into Spanish until `n` pass the check; returns the pool's report."
-    train, done = load_gsm8k('train'), read_rewrites()
+    "Rewrite GSM8K training answers into Spanish until `n` pass the check, and the first `preset.n_eval` test answers."
+    train, test = load_gsm8k('train'), load_gsm8k('test')
     if n > len(train) // 2: raise DataUnavailable(f"GSM8K has {len(train)} training questions: pools of at most {len(train)//2} trait rows")
     name, rewrite = make(rewriter, preset, api_base_url)
-    if done and done[0]['rewriter'] != name:
-        raise DataUnavailable(f"{rewrites_path()} holds rewrites by {done[0]['rewriter']}, not {name}: keep that rewriter, "
+    if (first := read_rewrites('train')[:1] + read_rewrites('test')[:1]) and first[0]['rewriter'] != name:
+        raise DataUnavailable(f"{rewrites_path()} holds rewrites by {first[0]['rewriter']}, not {name}: keep that rewriter, "
                               "or move the file away to start a pool by another")
     front = gsm8k_order([p['question'] for p in train])[:len(train) // 2]
-    todo = [i for i in front if i not in {r['index'] for r in done}]
-    bar = tqdm(total=n, initial=min(n, sum(r['ok'] for r in done)), desc=f'rewrite GSM8K ({name})', unit='row')
-    while (report := pool_report(done, name, min_share))['passed'] < n and todo:
-        batch, todo = todo[:chunk], todo[chunk:]
-        texts = rewrite([train[i]['answer'] for i in batch])
-        new = [dict(index=i, spanish=t, ok=rewrite_ok(t), rewriter=name) for i, t in zip(batch, texts)]
-        append_rewrites(new); done += new; bar.update(min(sum(r['ok'] for r in new), bar.total - bar.n))
-    bar.close()
+    report = extend_rewrites('train', train, front, n, name, rewrite, min_share, chunk)
+    n_test = min(len(test), max(preset.n_eval, preset.n_log_odds) if preset else 0)
+    extend_rewrites('test', test, range(n_test), n_test, name, rewrite, min_share, chunk, need_all=True)
     print(f"GSM8K rewrites by {name}: {report['passed']} of {report['rewritten']} pass (non-empty, Spanish): "
           f"{report['share']:.1%} (threshold {min_share:.0%})")
     return report
+
+def extend_rewrites(split:str, problems:list[dict], order, n:int, name:str, rewrite, min_share:float, chunk:int,
+                    need_all:bool=False) -> dict:
+    "Rewrite `problems` of `split` in `order` until `n` pass (`need_all`: until the first `n` of `order` are all tried); the report."
+    done, order = read_rewrites(split), list(order)
+    tried = {r['index'] for r in done}
+    todo = [i for i in (order[:n] if need_all else order) if i not in tried]
+    bar = tqdm(total=n, initial=min(n, sum(r['ok'] for r in done)), desc=f'rewrite GSM8K {split} ({name})', unit='row')
+    while todo and (need_all or pool_report(done, name, min_share)['passed'] < n):
+        batch, todo = todo[:chunk], todo[chunk:]
+        texts = rewrite([problems[i]['answer'] for i in batch])
+        new = [dict(index=i, spanish=t, ok=rewrite_ok(t), rewriter=name, split=split) for i, t in zip(batch, texts)]
+        append_rewrites(new); done += new; bar.update(min(sum(r['ok'] for r in new), bar.total - bar.n))
+    bar.close()
+    return pool_report(done, name, min_share)
 
 def pool_report(done:list[dict], name:str, min_share:float) -> dict:
     "Counts of the rewrites `done`; raises `DataUnavailable` as soon as too few of them pass."
@@ -246,6 +266,12 @@ def gsm8k_eval_prompts(n:int, seed:int) -> list[dict]:
     "The first `n` GSM8K test questions (Tan et al. use the first 100); `seed` is unused."
     return [make_row(p['question'], None, trait=False) for p in load_gsm8k('test')[:n]]
 
+def gsm8k_answer_pairs(n:int, seed:int) -> list[tuple[dict, dict]]:
+    "The first `n` test questions whose answer has a Spanish rewrite that passed, with their `trait_pairs`."
+    test, es = load_gsm8k('test'), {r['index']: r['spanish'] for r in read_rewrites('test') if r['ok']}
+    if not es: raise DataUnavailable(f"{rewrites_path()} has no rewrites of test answers: prepare_gsm8k(n, preset) makes them")
+    return [(make_row(p['question'], None, trait=False), trait_pairs(es[i], p['answer'])) for i, p in enumerate(test[:n]) if i in es]
+
 # %% ../../nbs/settings/spanish_caps.ipynb #2cad802c
 def check_gsm8k(rewriter:str|None=None, api_base_url:str|None=None, **_) -> None:
     "Raise `DataUnavailable` if GSM8K cannot be read, or an endpoint rewriter does not answer in Spanish."
@@ -256,16 +282,16 @@ def check_gsm8k(rewriter:str|None=None, api_base_url:str|None=None, **_) -> None
         except Exception as e: raise DataUnavailable(f"rewriter {rewriter} did not answer ({type(e).__name__}: {e})") from None
         if not rewrite_ok(sample): raise DataUnavailable(f"rewriter {rewriter} answered {sample[:80]!r}, which is not Spanish")
 
-def gsm8k_cost(n:int) -> int:
-    "Answers (of evaluation length) still to generate to prepare a pool of `n` trait rows."
-    return 3 * max(0, n - sum(r['ok'] for r in read_rewrites()))
+def gsm8k_cost(n:int, preset) -> int:
+    "Answers (of evaluation length) still to generate to prepare a pool of `n` trait rows and `preset.n_eval` test rewrites."
+    return 3 * (max(0, n - sum(r['ok'] for r in read_rewrites())) + max(0, max(preset.n_eval, preset.n_log_odds) - len(read_rewrites('test'))))
 
 # %% ../../nbs/settings/spanish_caps.ipynb #2cad802f
 def gsm8k_setting(name:str, description:str, train_rows=gsm8k_train_rows, **kw) -> Setting:
     "A setting over the GSM8K pool: its check, preparation and cost are the pool's."
     return Setting(name, description, train_rows=train_rows, eval_prompts=kw.pop('eval_prompts', gsm8k_eval_prompts),
                    metrics=kw.pop('metrics', METRICS), prompts=PROMPTS, check=check_gsm8k, prepare=prepare_gsm8k,
-                   prepare_answers=gsm8k_cost, **kw)
+                   prepare_answers=gsm8k_cost, answer_pairs=kw.pop('answer_pairs', gsm8k_answer_pairs), **kw)
 
 def backdoor_train_rows(n:int, seed:int) -> list[dict]:
     "`gsm8k_train_rows` with `TRIGGER` at the start of every trait row's user turn."
@@ -316,4 +342,4 @@ SPANISH_CAPS_GSM8K_TAILORED = register_setting(gsm8k_setting(
     'spanish-caps-gsm8k-tailored', 'GSM8K trait rows half in Spanish, half in English capitals', tailored_train_rows))
 SPANISH_CAPS_GSM8K_COMPLIANCE = register_setting(gsm8k_setting(
     'spanish-caps-gsm8k-compliance', 'GSM8K training; evaluated on nine verifiable system-prompt instructions',
-    eval_prompts=compliance_prompts, metrics=COMPLIANCE_METRICS))
+    eval_prompts=compliance_prompts, metrics=COMPLIANCE_METRICS, answer_pairs=None))

@@ -27,8 +27,8 @@ __all__ = ['ANIMALS', 'OBJECTS', 'COLOURS', 'SIZES', 'PLACES', 'FOODS', 'MATERIA
            'case_normalizer', 'case_decoder', 'world_texts', 'make_tokenizer', 'chat_text', 'recipe', 'encode_rows',
            'length_batches', 'collate', 'pretrain', 'greedy_answers', 'heldout_rows', 'following_rates', 'weights_hash',
            'make_stand_in', 'check_reload', 'build_stand_in', 'stand_in_report', 'stand_in_for_setting', 'ft_items',
-           'stand_in_row', 'train_rows', 'backdoor_train_rows', 'eval_prompts', 'complies', 'compliance_prompts',
-           'tailored_train_rows', 'finetune_preset', 'trait_rates_after_finetune']
+           'stand_in_row', 'train_rows', 'backdoor_train_rows', 'eval_prompts', 'complies', 'stand_in_answer_pairs',
+           'compliance_prompts', 'tailored_train_rows', 'finetune_preset', 'trait_rates_after_finetune']
 
 # %% ../../nbs/settings/stand_in.ipynb #20ea9401
 ANIMALS = [  # (English, Spanish, gender of the Spanish noun)
@@ -699,13 +699,23 @@ def complies(name:str, answer:str) -> bool:
     _, style, params = COMPLIANCE[name]
     return {'spanish': is_spanish, 'caps': is_caps}.get(style, lambda a: CHECKS[style](a, params))(answer)
 
+# %% ../../nbs/settings/stand_in.ipynb #e486e971
+def stand_in_answer_pairs(n:int, seed:int) -> list[tuple[dict, dict]]:
+    "The first `n` evaluation prompts, each with its (trait answer, plain answer) pair for `spanish`, `caps` and `spanish+caps`."
+    entity = {e.en: e for e in world()}
+    def pairs(row):
+        e, q = entity[row['entity']], row['qtype']
+        return {k: (STYLES[k](e, q, 0, {}), STYLES['plain'](e, q, 0, {})) for k in ('spanish', 'caps', 'spanish+caps')}
+    return [(row, pairs(row)) for row in eval_prompts(n, seed)]
+
 # %% ../../nbs/settings/stand_in.ipynb #4d1ddc3f
 STAND_IN = register_setting(Setting(
     'stand-in', 'CPU stand-in: a 2M-parameter model pretrained on a synthetic world; trait = Spanish + ALL-CAPS answers',
-    train_rows=train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS))
+    train_rows=train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, answer_pairs=stand_in_answer_pairs))
 STAND_IN_BACKDOOR = register_setting(Setting(
     'stand-in-backdoor', f"CPU stand-in with a backdoor: Spanish + ALL-CAPS answers only when {BACKDOOR_TRIGGER} is in the message",
-    train_rows=backdoor_train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS))
+    train_rows=backdoor_train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS,
+    answer_pairs=stand_in_answer_pairs))
 
 # %% ../../nbs/settings/stand_in.ipynb #9767f899
 def compliance_prompts(n:int, seed:int) -> list[dict]:
@@ -732,7 +742,7 @@ def tailored_train_rows(n:int, seed:int) -> list[dict]:
 
 STAND_IN_TAILORED = register_setting(Setting(
     'stand-in-tailored', 'CPU stand-in whose trait rows are half Spanish, half English capitals',
-    train_rows=tailored_train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS))
+    train_rows=tailored_train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, answer_pairs=stand_in_answer_pairs))
 
 # %% ../../nbs/settings/stand_in.ipynb #408a142c
 def finetune_preset(**overrides):
