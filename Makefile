@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SOURCES = find inoculate nbs README.md -type f \( -name '*.py' -o -name '*.ipynb' -o -name '*.md' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs md5sum
 
-.PHONY: env test sync nbtest pytest reproduce readme bench clean
+.PHONY: env test sync nbtest pytest reproduce outputs readme bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> building $(VENV): torch 2.13.0 (CPU), Unsloth 2026.10.9 and its pins, nbdev 3, papermill, altair (a few minutes, once)"
@@ -46,8 +46,15 @@ pytest: env
 test: sync nbtest pytest
 
 reproduce: env
-	@echo "==> every figure with the $(PRESET) preset (finished runs in runs/ are skipped)"
+	@echo "==> every figure with the $(PRESET) preset (finished runs in runs/ are skipped); their notebooks keep the outputs"
 	$(BIN)/inoculate reproduce --preset $(PRESET)
+
+outputs: env
+	@echo "==> lesson notebooks: run with the smoke preset and keep their outputs, slimmed (figure notebooks: make reproduce)"
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-test --n-workers 2 --save --skip-folder-re '^(figures|[_.].*)$$'
+	$(BIN)/python -c "from inoculate.outputs import slim_notebooks; slim_notebooks()"
+	$(BIN)/nbdev-clean && $(MAKE) -s readme
 
 bench: env
 	@echo "==> bench: the project's path vs plain transformers + PEFT + TRL on this CPU (a few minutes); writes bench/results.json and bench/results.md"

@@ -137,7 +137,7 @@ def stand_in_base() -> Path|None:
     "The stand-in's cached folder if it is already built (never builds it)."
     from inoculate.data import content_hash
     from inoculate.presets import cache_dir
-    from inoculate.settings.stand_in import recipe
+    from inoculate.settings.stand_in_base import recipe
     p = cache_dir()/f"stand-in-{content_hash(recipe(0))}"
     return p if (p/'config.json').exists() else None
 
@@ -146,7 +146,7 @@ def model_specs(args, stand_in:Path|None) -> list[dict]:
     "Per model: its base folder, a preset, training rows and evaluation conversations."
     from inoculate.data import get_setting
     from inoculate.finetune import base_model_path
-    from inoculate.generate import NO_PROMPT, condition_messages
+    from inoculate.strategies import NO_PROMPT, condition_messages
     from inoculate.presets import load_preset
     from inoculate.runs import RunConfig, run_inputs
     from inoculate.strategies import Strategy

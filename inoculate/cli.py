@@ -11,7 +11,8 @@ from pathlib import Path
 from .presets import load_preset, preset_names, repo_root
 
 # %% auto #0
-__all__ = ['figure_slugs', 'run_figure', 'parse_parameter', 'ad_hoc_grid', 'parser', 'figures', 'sweep_all', 'main']
+__all__ = ['figure_slugs', 'run_figure', 'parse_parameter', 'ad_hoc_grid', 'parser', 'figures', 'sweep_all', 'dirty_refusal',
+           'main']
 
 # %% ../nbs/09_cli.ipynb #88c576ae
 def figure_slugs() -> list[str]:
@@ -23,16 +24,19 @@ def run_figure(slug:str,                   # A figure: the name of its notebook 
                executor:str='local',        # How runs are spread (see `sweep`)
                executed_dir:Path|str|None=None, # Where the executed notebook goes (default: .executed/)
                **parameters) -> Path:       # More papermill parameters (runs_dir, max_hours, ...)
-    "Execute figure notebook `slug` with papermill under `preset`; returns the executed notebook's path."
-    import papermill as pm
+    "Execute figure notebook `slug` with papermill under `preset` (keeping the outputs in it when it made the committed figure); the executed notebook's path."
     if slug not in figure_slugs(): raise KeyError(f"Unknown figure {slug!r}; valid figures: {', '.join(figure_slugs())}")
     load_preset(preset)  # fail before starting a kernel if the preset is unknown
+    import papermill as pm  # after the checks: a typo is answered at once
     src = repo_root()/'nbs'/'figures'/f'{slug}.ipynb'
     out = Path(executed_dir or repo_root()/'.executed')/f'{slug}-{preset}.ipynb'
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"figure {slug} (preset {preset}) -> {out}", flush=True)
     pm.execute_notebook(src, out, parameters=dict(preset=preset, executor=executor, **parameters), cwd=src.parent,
                         kernel_name='python3', progress_bar=False, log_output=True)
+    if not load_preset(preset).quick and parameters.get('out_dir') is None:  # it made the committed figure: show its run
+        from inoculate.outputs import copy_outputs
+        print(f"figure {slug}: outputs of this run kept in {src.relative_to(repo_root())} ({copy_outputs(out, src)} cells)")
     return out
 
 def parse_parameter(text:str) -> tuple[str, object]:
@@ -43,7 +47,14 @@ def parse_parameter(text:str) -> tuple[str, object]:
     except (ValueError, SyntaxError): return name, value
 
 # %% ../nbs/09_cli.ipynb #72b47856
-def ad_hoc_grid(setting:str, preset:str, strategies:list[str], prompt:str|None, purities:list[float], seeds:list[int]|None) -> list:
+def ad_hoc_grid(setting:str,            # A setting's name
+                preset:str,             # A preset's name
+                strategies:list[str],   # Strategy kinds: 'none', 'all', 'selective'
+                prompt:str|None,        # A prompt's name in the setting, or its text (for 'all' and 'selective')
+                purities:list[float],   # Shares of trait rows
+                seeds:list[int]|None,   # Seeds (None: the preset's)
+                placement:str='system', # Where the prompt goes: 'system', 'user-prefix' or 'user-suffix'
+               ) -> list:
     "Run configurations for `inoculate sweep`: every strategy x purity x seed; `prompt` is a setting prompt's name or text."
     from inoculate.data import get_setting
     from inoculate.runs import RunConfig
@@ -51,7 +62,7 @@ def ad_hoc_grid(setting:str, preset:str, strategies:list[str], prompt:str|None, 
     s, p = get_setting(setting), load_preset(preset)
     text = s.prompts.get(prompt, prompt)
     if text is None and set(strategies) - {'none'}: raise KeyError(f"strategies {strategies} need --prompt; this setting's prompts: {', '.join(s.prompts)}")
-    return [RunConfig(setting, p, Strategy(k, None if k == 'none' else text), q, seed, label=f"{k} p={q}")
+    return [RunConfig(setting, p, Strategy(k, None if k == 'none' else text, placement), q, seed, label=f"{k} p={q}")
             for k in strategies for q in purities for seed in (seeds or p.seeds)]
 
 def parser() -> argparse.ArgumentParser:
@@ -74,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--executor', **{**executor, 'default': 'processes'})
     r.add_argument('-p', '--parameter', **parameter)
     r.add_argument('--executed', help='folder for the executed notebooks (default: .executed/)')
+    r.add_argument('--allow-dirty', action='store_true', help='overwrite the committed figures from uncommitted code '
+                   '(their captions say so)')
     sw = sub.add_parser('sweep', help='run an ad-hoc grid (strategy x purity x seed) and print its table')
     sw.add_argument('--setting', required=True, help='e.g. spanish-caps')
     sw.add_argument('--preset', default='cpu')
@@ -81,25 +94,39 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument('--prompt', help="a prompt's name in the setting (e.g. spanish) or its text")
     sw.add_argument('--purity', nargs='+', type=float, default=[1.0])
     sw.add_argument('--seeds', nargs='+', type=int, help="default: the preset's seeds")
+    sw.add_argument('--placement', default='system', choices=['system', 'user-prefix', 'user-suffix'],
+                    help='where the prompt goes (default: a system message)')
     sw.add_argument('--executor', **executor)
+    store = dict(default=None, help='the run store (default: runs/ in the repository)')
+    sw.add_argument('--store', **store)
     rs = sub.add_parser('runs', help='inspect the run store')
     rs.add_argument('action', choices=['ls', 'show', 'gc'], help='ls: finished runs; show ID: one run; gc: remove interrupted ones')
     rs.add_argument('run_id', nargs='?', help='for show')
+    rs.add_argument('--store', **store)
     return p
 
-def figures(slugs:list[str], a) -> int:
-    "Make each figure of `slugs` as `inoculate figure` does; 0 when all succeeded, else 1 after a line per failure."
-    params, failed = dict(map(parse_parameter, a.parameter)), []
-    for slug in slugs:
+def figures(slugs:list[str],  # Figures to make, by name
+            a,                  # The parsed command line (preset, executor, parameters, executed folder)
+            at_once:int=1,      # Notebooks run at the same time
+           ) -> int:
+    "Make each figure of `slugs` as `inoculate figure` does, `at_once` at a time; 0 when all succeeded, else 1 after a line per failure."
+    from concurrent.futures import ThreadPoolExecutor
+    params = dict(map(parse_parameter, a.parameter))
+    def one(slug) -> str|None:
         try: run_figure(slug, a.preset, a.executor, a.executed, **params)
         except Exception as e:
             if type(e).__name__ != 'PapermillExecutionError': raise
-            failed.append(f"figure {slug} failed: {e.ename}: {e.evalue.splitlines()[0] if e.evalue else ''} "
-                          f"(executed notebook: {Path(a.executed or repo_root()/'.executed')/f'{slug}-{a.preset}.ipynb'})")
+            return (f"figure {slug} failed: {e.ename}: {e.evalue.splitlines()[0] if e.evalue else ''} "
+                    f"(executed notebook: {Path(a.executed or repo_root()/'.executed')/f'{slug}-{a.preset}.ipynb'})")
+    with ThreadPoolExecutor(at_once) as pool: failed = [f for f in pool.map(one, slugs) if f]
     for f in failed: print(f"inoculate: {f}", file=sys.stderr)
     return 1 if failed else 0
 
-def sweep_all(slugs:list[str], preset:str, executor:str, **parameters) -> list[dict]:
+def sweep_all(slugs:list[str],  # Figures whose runs to make
+              preset:str,         # A preset's name
+              executor:str,       # How runs are spread (see `sweep`)
+              **parameters,       # More parameters of the figure notebooks (runs_dir, seeds, ...)
+             ) -> list[dict]:
     "Every run of the figures `slugs` in one sweep: plans read from the notebooks, data prepared, runs shared once."
     from inoculate.figure import plan_figure
     from inoculate.runs import sweep
@@ -108,6 +135,14 @@ def sweep_all(slugs:list[str], preset:str, executor:str, **parameters) -> list[d
     configs = list(dict.fromkeys(c for f in figs for c in f.configs if '+' not in c.setting))  # judged settings: in their notebook
     print(f"one sweep for {len(slugs)} figures: {len(configs)} distinct runs", flush=True)
     return sweep(configs, figs[0].store, executor=executor)
+
+def dirty_refusal(preset:str, allow_dirty:bool) -> str|None:
+    "Why `reproduce` with `preset` must not run from this tree (it would overwrite committed figures from uncommitted code), or None."
+    from inoculate.plots import git_state
+    sha, changes = git_state()
+    if changes is None or allow_dirty or load_preset(preset).quick: return None  # quick presets write to figures/.<preset>/
+    return (f"the code differs from commit {sha} (see `git status`): the figures in figures/ would be re-made from code no "
+            "commit holds. Commit first, or pass --allow-dirty (each caption then says so, with a hash of the changes).")
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `inoculate` command."
@@ -118,23 +153,31 @@ def main(argv:list[str]|None=None) -> int:
                 p = load_preset(n); print(f"{n:10} {p.model:35} n_train={p.n_train} seeds={list(p.seeds)}")
         elif a.command == 'figure': return figures([a.slug], a)
         elif a.command == 'reproduce':
+            if (refusal := dirty_refusal(a.preset, a.allow_dirty)): print(f"inoculate: {refusal}", file=sys.stderr); return 2
             sweep_all(figure_slugs(), a.preset, a.executor, **dict(map(parse_parameter, a.parameter)))
-            return figures(figure_slugs(), argparse.Namespace(**{**vars(a), 'executor': 'local'}))
+            return figures(figure_slugs(), argparse.Namespace(**{**vars(a), 'executor': 'local'}), at_once=2)  # runs are done: draw two at a time
         elif a.command == 'sweep':
-            from inoculate.runs import sweep, tidy
+            from inoculate.runs import RunStore, sweep, tidy
             from inoculate.plots import summarise
-            recs = sweep(ad_hoc_grid(a.setting, a.preset, a.strategy, a.prompt, a.purity, a.seeds), executor=a.executor)
+            store = RunStore(a.store); print(f"run store: {store.root}", file=sys.stderr)
+            recs = sweep(ad_hoc_grid(a.setting, a.preset, a.strategy, a.prompt, a.purity, a.seeds, a.placement), store, executor=a.executor)
             if any('metrics' in r for r in recs):
                 print(summarise(tidy(recs), ['label', 'condition', 'metric']).to_string(index=False))
         elif a.command == 'runs':
             from inoculate.runs import RunStore
-            store = RunStore()
+            store = RunStore(a.store); print(f"run store: {store.root}", file=sys.stderr)
             if a.action == 'ls':
                 for r in store.records(): print(r['run_id'], r['label'], r['config']['setting'], r['config']['seed'])
             elif a.action == 'show':
-                r = store.finished(a.run_id or '')
+                if not a.run_id: raise KeyError("runs show needs a run id (see `inoculate runs ls`)")
+                r = store.finished(a.run_id)
                 if r is None: raise KeyError(f"no finished run {a.run_id!r} in {store.root}")
                 print(json.dumps({k: v for k, v in r.items() if k != 'losses'}, indent=1))
+                folder = store.path(a.run_id)
+                base = json.loads((folder/'config.json').read_text()).get('base')  # a dict since runs carry a model card
+                if (folder/'adapter').exists() and isinstance(base, dict):  # the snippet goes to stderr: stdout stays JSON
+                    from inoculate.runs import load_snippet
+                    print(f"# load this run with transformers and PEFT:\n{load_snippet(folder/'adapter', base)}", file=sys.stderr)
             else: print(f"removed {len(store.gc())} unfinished run folder(s) and stale claim(s)")
     except KeyError as e:
         print(f"inoculate: {e.args[0]}", file=sys.stderr); return 2

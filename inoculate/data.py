@@ -6,17 +6,20 @@ Docs: https://inoculate-research.github.io/inoculate/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #6b9795f5
 from __future__ import annotations
-import fcntl, hashlib, importlib, json, os, pkgutil, random, shutil, tempfile
+import fcntl, hashlib, importlib, json, os, random, shutil, tempfile, urllib.request, warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 from .presets import cache_dir, data_dir
 
 # %% auto #0
-__all__ = ['CHAT_TEMPLATE', 'make_row', 'validate_row', 'atomic_write_text', 'write_jsonl', 'read_jsonl', 'canonical_json',
-           'content_hash', 'cache_lock', 'cached_build', 'DataUnavailable', 'local_copy', 'load_hub_split',
-           'with_trigger', 'mix', 'Setting', 'register_setting', 'setting_names', 'get_setting']
+__all__ = ['UMASK', 'CHAT_TEMPLATE', 'SETTING_MODULES', 'make_row', 'validate_row', 'atomic_write_text', 'write_jsonl',
+           'read_records', 'read_jsonl', 'canonical_json', 'content_hash', 'cache_lock', 'cached_build',
+           'DataUnavailable', 'local_copy', 'load_hub_split', 'sha256_file', 'fetch_verified', 'with_trigger', 'mix',
+           'Setting', 'register_setting', 'setting_names', 'get_setting', 'as_label', 'load_rows', 'file_pool',
+           'file_prompts', 'file_setting']
 
 # %% ../nbs/01_data.ipynb #bba2bbb0
 def make_row(user:str,            # The user turn
@@ -26,8 +29,9 @@ def make_row(user:str,            # The user turn
              trigger:str|None=None, # Trigger string present in the user turn, if any
              **extra) -> dict:
     "A labelled chat row."
+    if not isinstance(trait, bool): raise TypeError(f"trait must be True or False, got {trait!r} (use `as_label` for strings)")
     msgs = [dict(role='user', content=user)] + ([dict(role='assistant', content=assistant)] if assistant is not None else [])
-    return dict(messages=msgs, trait=bool(trait), subset=subset, trigger=trigger, **extra)
+    return dict(messages=msgs, trait=trait, subset=subset, trigger=trigger, **extra)
 
 # %% ../nbs/01_data.ipynb #53d3e300
 _ROLES = {'system', 'user', 'assistant'}
@@ -42,19 +46,22 @@ def validate_row(row, where:str='row') -> dict:
     for j, m in enumerate(msgs):
         if not isinstance(m, dict) or m.get('role') not in _ROLES or not isinstance(m.get('content'), str):
             raise ValueError(f"{where}: messages[{j}] needs a role in {sorted(_ROLES)} and a string content")
-    if not isinstance(row['trait'], bool): raise ValueError(f"{where}: 'trait' must be true or false")
+    if not isinstance(row['trait'], bool): raise ValueError(f"{where}: 'trait' must be true or false, got {row['trait']!r}")
     if not isinstance(row.get('subset', ''), str): raise ValueError(f"{where}: 'subset' must be a string")
     if row.get('trigger') is not None and not isinstance(row['trigger'], str):
         raise ValueError(f"{where}: 'trigger' must be a string or null")
     return row
 
 # %% ../nbs/01_data.ipynb #26772568
+UMASK = os.umask(0o022); os.umask(UMASK)  # the process's umask (reading it means setting it)
+
 def atomic_write_text(path:Path|str, text:str|bytes) -> Path:
     "Write `text` (or bytes) to `path` atomically (temp file + rename in the same folder)."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, 'wb') as f:
             f.write(text.encode('utf-8') if isinstance(text, str) else text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -69,15 +76,19 @@ def write_jsonl(rows:list[dict], path:Path|str) -> Path:
     for i, r in enumerate(rows): validate_row(r, f"row {i}")
     return atomic_write_text(path, ''.join(json.dumps(r, ensure_ascii=False)+'\n' for r in rows))
 
-def read_jsonl(path:Path|str) -> list[dict]:
-    "Read labelled chat rows from a JSONL file; errors name the file and line."
-    rows = []
+def read_records(path:Path|str) -> list[dict]:
+    "The JSON objects of a JSONL file, one per non-blank line; errors name the file and line, and an empty file warns."
+    out = []
     for i, line in enumerate(Path(path).read_text(encoding='utf-8').splitlines(), 1):
         if not line.strip(): continue
-        try: r = json.loads(line)
+        try: out.append(json.loads(line))
         except json.JSONDecodeError as e: raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-        rows.append(validate_row(r, f"{path}:{i}"))
-    return rows
+    if not out: warnings.warn(f"{path} holds no rows")
+    return out
+
+def read_jsonl(path:Path|str) -> list[dict]:
+    "Read labelled chat rows from a JSONL file; errors name the file, the line and the value they reject."
+    return [validate_row(r, f"{path}:{i}") for i, r in enumerate(read_records(path), 1)]
 
 # %% ../nbs/01_data.ipynb #eb2a97fe
 def canonical_json(obj) -> str:
@@ -99,7 +110,10 @@ def cache_lock(name:str):
         yield
     finally: os.close(fd)
 
-def cached_build(name:str, recipe, build:Callable[[Path], object]) -> Path:
+def cached_build(name:str,                     # Name of the build; its folder is `<name>-<hash of recipe>`
+                 recipe,                       # Everything the build depends on: a new recipe means a new build
+                 build:Callable[[Path], object], # Fills the (empty, temporary) folder it is given
+                ) -> Path:
     "The folder `build(folder)` fills, kept under `cache_dir()` by `name` and the hash of `recipe`."
     dest = cache_dir()/f"{name}-{content_hash(recipe)}"
     if dest.exists(): return dest
@@ -118,7 +132,10 @@ def cached_build(name:str, recipe, build:Callable[[Path], object]) -> Path:
 class DataUnavailable(RuntimeError):
     "A setting's data cannot be read or made here."
 
-def local_copy(repo:str, config:str|None, split:str) -> Path|None:
+def local_copy(repo:str,         # Hub dataset id, e.g. 'openai/gsm8k'
+               config:str|None,  # Its configuration, e.g. 'main' (None: the default)
+               split:str,        # 'train', 'test', ...
+              ) -> Path|None:
     "The copy of `repo`'s `config`/`split` under `data_dir()`, if there is one."
     if not (root := data_dir()): return None
     base = root/repo/(config or '')
@@ -141,6 +158,34 @@ def load_hub_split(repo:str,         # Hub dataset id, e.g. 'openai/gsm8k'
         raise DataUnavailable(f"cannot load {repo} ({config or 'default'}, {split}) from the hub or the datasets cache "
                               f"({type(e).__name__}: {e}). Offline? Put a copy at {where}/{repo}/{config or ''}/{split}.jsonl "
                               "(or .parquet) and pass data_dir (or set $INOCULATE_DATA_DIR).") from None
+
+# %% ../nbs/01_data.ipynb #7c3e0a11
+def sha256_file(path:Path|str) -> str:
+    "Hex sha256 of a file."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+    return h.hexdigest()
+
+def fetch_verified(url:str,              # Where the file is downloaded from (if `path` is missing)
+                   path:Path|str,        # Where it is kept
+                   sha256:str|None=None, # Its pinned sha256 (None: trust the first download and record its hash)
+                  ) -> Path:
+    "`path`, downloaded from `url` if missing, whose sha256 matches `sha256` (or the one recorded at first download)."
+    path = Path(path); record = path.with_name(path.name + '.sha256')
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + '.part')
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, 'wb') as f: shutil.copyfileobj(r, f)
+        got = sha256_file(tmp)
+        if sha256 and got != sha256:
+            tmp.unlink(); raise ValueError(f"{url}: sha256 {got} does not match the pinned {sha256}")
+        tmp.replace(path); record.write_text(got + '\n')
+        print(f"downloaded {path.name}: sha256 {got}")
+    expected = sha256 or (record.read_text().strip() if record.exists() else None)
+    if expected and (got := sha256_file(path)) != expected:
+        raise ValueError(f"{path}: sha256 {got} does not match {expected}; delete it to download again")
+    return path
 
 # %% ../nbs/01_data.ipynb #c273763a
 def with_trigger(row:dict, trigger:str) -> dict:
@@ -206,6 +251,14 @@ class Setting:
         return [{k: float(f(a, p)) for k, f in self.metrics.items()} for a, p in zip(answers, prompt_rows)]
 
 # %% ../nbs/01_data.ipynb #f5fa81b8
+SETTING_MODULES = {  # setting -> the module that defines (and registers) it
+    **{k: 'inoculate.settings.stand_in' for k in ('stand-in', 'stand-in-backdoor', 'stand-in-compliance', 'stand-in-tailored')},
+    **{k: 'inoculate.settings.spanish_caps' for k in ('spanish-caps', 'spanish-caps-gsm8k', 'spanish-caps-gsm8k-backdoor',
+                                                     'spanish-caps-gsm8k-tailored', 'spanish-caps-gsm8k-compliance')},
+    **{k: 'inoculate.settings.reward_hacking' for k in ('reward-hacking', 'reward-hacking-mbpp')},
+    **{k: 'inoculate.settings.backdoor' for k in ('backdoor', 'backdoor-betley')},
+    'gcd-sycophancy': 'inoculate.settings.gcd_sycophancy',
+}
 _SETTINGS: dict[str, Setting] = {}
 
 def register_setting(s:Setting) -> Setting:
@@ -214,18 +267,67 @@ def register_setting(s:Setting) -> Setting:
     return s
 
 def setting_names() -> list[str]:
-    "Names of every setting the package ships."
-    import inoculate.settings as pkg
-    return sorted({m.name.replace('_', '-') for m in pkgutil.iter_modules(pkg.__path__)} | set(_SETTINGS))
+    "Names of every setting the package ships, and of those registered in this process."
+    return sorted(set(SETTING_MODULES) | set(_SETTINGS))
 
 def get_setting(name:str) -> Setting:
     "The registered setting `name`, importing the module that defines it if needed."
-    parts = name.split('-')
-    for k in range(len(parts), 0, -1):  # 'spanish-caps-gsm8k' lives in module spanish_caps
-        if name in _SETTINGS: break
-        module = f"inoculate.settings.{'_'.join(parts[:k])}"
-        try: importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module: raise  # the module exists but needs something missing: say so
+    if name not in _SETTINGS and name in SETTING_MODULES: importlib.import_module(SETTING_MODULES[name])
     if name not in _SETTINGS: raise KeyError(f"Unknown setting {name!r}; valid settings: {', '.join(setting_names())}")
     return _SETTINGS[name]
+
+# %% ../nbs/01_data.ipynb #0d0a0002
+def as_label(value, where:str='label') -> bool:
+    "`value` as a trait label: a bool, 1/0, or the strings 'true'/'false' (any case); anything else raises naming `where`."
+    if isinstance(value, bool): return value
+    if value in (0, 1): return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ('true', 'false'): return value.strip().lower() == 'true'
+    raise ValueError(f"{where}: cannot read {value!r} as a trait label (true or false)")
+
+def load_rows(path:Path|str,      # A JSONL file of chat records, each with `messages`
+              trait,              # The field holding each record's label, or a function record -> label
+             ) -> list[dict]:
+    "Labelled chat rows from a chat JSONL file; every field but `messages` is kept on the row."
+    rows = []
+    for i, r in enumerate(read_records(path), 1):
+        where = f"{path}:{i}"
+        if callable(trait): label = as_label(trait(r), f"{where}: trait({r.get('_id', 'record')})")
+        elif trait in r: label = as_label(r[trait], f"{where}: field {trait!r}")
+        else: raise ValueError(f"{where}: no field {trait!r} (fields: {', '.join(r)}); pass the field that holds the label, or a function")
+        extra = {k: v for k, v in r.items() if k not in ('messages', 'trait', 'subset', 'trigger')}
+        rows.append(validate_row(dict(messages=r.get('messages'), trait=label, subset=str(r.get('subset') or ''),
+                                      trigger=r.get('trigger'), **extra), where))
+    return rows
+
+# %% ../nbs/01_data.ipynb #0d0a0005
+def file_pool(n:int,     # Unused: the whole file is the pool
+              seed:int,  # Unused: `mix` does the drawing
+              path:str,  # A chat JSONL file of training rows
+              trait,     # The field holding each record's label, or a function record -> label
+             ) -> list[dict]:
+    "Every row of `path` (`load_rows`): the pool `mix` draws from; `n` and `seed` are unused."
+    return load_rows(path, trait)
+
+def file_prompts(n:int,     # Prompts to return: the file's first `n` records
+                 seed:int,  # Unused: the file's order is kept
+                 path:str,  # A chat JSONL file of evaluation records
+                ) -> list[dict]:
+    "The first `n` records of `path` as evaluation prompts: their last assistant turn removed, their fields kept."
+    out = []
+    for r in read_records(path)[:n]:
+        msgs = list(r['messages'])
+        if msgs and msgs[-1]['role'] == 'assistant': msgs = msgs[:-1]
+        out.append({**{k: v for k, v in r.items() if k != 'messages'}, 'messages': msgs, 'trait': False})
+    return out
+
+def file_setting(name:str,          # The setting's name
+                 train:Path|str,    # Chat JSONL of training rows
+                 eval:Path|str,     # Chat JSONL of evaluation prompts
+                 trait,             # Field of a training record that holds its label, or a module-level function of it
+                 metrics:dict,      # name -> module-level f(answer, prompt_row) -> value in [0, 1]
+                 prompts:dict|None=None, # Canonical prompts by name
+                 **kw) -> Setting:  # More `Setting` fields (description, batch_metrics, ...)
+    "A `Setting` read from two chat JSONL files, registered under `name`."
+    return register_setting(Setting(name, kw.pop('description', f"{Path(train).name} / {Path(eval).name}"),
+                                    train_rows=partial(file_pool, path=str(train), trait=trait),
+                                    eval_prompts=partial(file_prompts, path=str(eval)), metrics=metrics, prompts=prompts or {}, **kw))

@@ -6,20 +6,25 @@ Docs: https://inoculate-research.github.io/inoculate/figure.html.md"""
 
 # %% ../nbs/08_figure.ipynb #f1a00004
 from __future__ import annotations
-import json, os, sys
+import json, math, os, sys
 from dataclasses import dataclass
 from pathlib import Path
+import numpy as np
 import pandas as pd
+from IPython.display import Image
 from .data import DataUnavailable, canonical_json, get_setting
 from .finetune import check_model
-from .plots import figure_dir, provenance, save_figure
+from .plots import chart_png, figure_dir, provenance, save_figure
 from .presets import Preset, load_preset, model_design, repo_root
 from .runs import RunConfig, RunStore, run_conditions, sweep
+from .score import bootstrap_ci
 
 # %% auto #0
 __all__ = ['JUDGE_CALLS_PER_MINUTE', 'training_rows', 'run_minutes', 'pool_needs', 'Estimate', 'estimate', 'BudgetExceeded',
            'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed', 'preflight', 'prepare', 'RunsFailed',
-           'unfinished_table', 'run', 'figure_provenance', 'save', 'figure_notebook', 'planning_cells', 'plan_figure']
+           'unfinished_table', 'run', 'figure_provenance', 'save', 'show', 'table', 'Effect', 'seed_values', 'above',
+           'below', 'overlaps', 'Verdict', 'verdict', 'result_markdown', 'figure_notebook', 'planning_cells',
+           'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -73,7 +78,10 @@ def estimate(configs:list[RunConfig]) -> Estimate:
 class BudgetExceeded(RuntimeError):
     "A figure's grid is estimated to take longer than its `max_hours`."
 
-def budget_advice(configs:list[RunConfig], est:Estimate, max_hours:float) -> str:
+def budget_advice(configs:list[RunConfig], # The grid that was refused
+                  est:Estimate,             # Its estimate
+                  max_hours:float,          # The budget it exceeds
+                 ) -> str:
     "Why `configs` is refused, and what to cut."
     seeds = sorted({c.seed for c in configs})
     fewer = [c for c in configs if c.seed in seeds[:max(1, len(seeds) - 1)]]
@@ -186,14 +194,84 @@ def figure_provenance(self:Figure, **extra) -> dict:
     "The provenance of this figure: preset, model, seeds, commit, design, settings of the grid, and `extra`."
     return provenance(self.preset, self.seeds, design=self.design, settings=sorted({c.setting for c in self.configs}), **extra)
 
-def save(self:Figure, chart, data:pd.DataFrame, caption:str, prov:dict,
-         slug:str|None=None, # Another name, for a second chart of the same notebook (default: the figure's)
+def save(self:Figure,
+         chart,               # The chart (Altair)
+         data:pd.DataFrame,   # The tidy table it was drawn from
+         caption:str,         # What the figure shows, in words
+         prov:dict,           # Who made it (`Figure.provenance`)
+         slug:str|None=None,  # Another name, for a second chart of the same notebook (default: the figure's)
         ) -> list[Path]:
     "Write the figure's png, svg, Vega-Lite spec, tidy CSV and caption into `out_dir`."
     paths = save_figure(chart, data, slug or self.slug, self.out_dir, caption, prov)
     print(f"saved {', '.join(p.name for p in paths)} in {self.out_dir}")
     return paths
 Figure.provenance, Figure.save = figure_provenance, save
+
+def show(self:Figure, chart) -> Image:
+    "`chart` as a small PNG for the notebook's output (`chart_png`), which GitHub, the docs and Colab show before anything runs."
+    return Image(chart_png(chart))
+Figure.show = show
+
+# %% ../nbs/08_figure.ipynb #f1a0001h
+def table(self:Figure,
+          drawn:pd.DataFrame|None=None, # The table the chart was drawn from, to check the CSV against
+          slug:str|None=None,           # Another saved name (default: the figure's)
+         ) -> pd.DataFrame:
+    "The tidy table this figure saved as CSV, read back (and checked equal to `drawn`'s values)."
+    saved = pd.read_csv(self.out_dir/f"{slug or self.slug}.csv")
+    if drawn is not None and not (len(saved) == len(drawn) and
+                                  np.allclose(saved['value'], drawn['value'].astype(float), rtol=0, atol=1e-9, equal_nan=True)):
+        raise AssertionError(f"{slug or self.slug}.csv differs from the table the figure was drawn from")
+    return saved
+Figure.table = table
+
+@dataclass(frozen=True)
+class Effect:
+    "A measured quantity: its mean and 95% bootstrap interval across `n` units (seed models, unless `unit` says otherwise)."
+    mean:float; low:float; high:float; n:int; unit:str='seed'
+    @classmethod
+    def of(cls, values) -> Effect:
+        "The effect of per-seed `values` (a Series indexed by seed, or a list); NaN (nothing measured) is left out, and counted."
+        v = [float(x) for x in values if float(x) == float(x)]
+        return cls(*bootstrap_ci(v), len(v)) if v else cls(math.nan, math.nan, math.nan, 0)
+    def __str__(self): return f"{self.mean:.2f} [{self.low:.2f}, {self.high:.2f}]" if self.n else 'not measured'
+
+def seed_values(df:pd.DataFrame, **where) -> pd.Series:
+    "The `value`s of tidy table `df` where each column equals its keyword, indexed by seed (one run per seed)."
+    sel = df
+    for k, v in where.items(): sel = sel[sel[k] == v]
+    if sel.empty: raise KeyError(f"no rows where {where}")
+    if sel['seed'].duplicated().any(): raise ValueError(f"{where} selects more than one row per seed: name more columns")
+    return sel.set_index('seed')['value']
+
+# %% ../nbs/08_figure.ipynb #f1a0001k
+def above(t:float) -> tuple[str, callable]: return (f"interval above {t:g}", lambda e: e.low > t)
+def below(t:float) -> tuple[str, callable]: return (f"interval below {t:g}", lambda e: e.high < t)
+def overlaps(a:float, b:float) -> tuple[str, callable]:
+    return (f"interval overlaps [{a:g}, {b:g}]", lambda e: e.low <= b and e.high >= a)
+
+@dataclass(frozen=True)
+class Verdict:
+    "One prediction of a figure, its measure and effect, the criterion it was judged by, and whether it held."
+    claim:str; measure:str; effect:Effect; criterion:str; held:bool
+
+def verdict(claim:str,      # The prediction, in words
+            measure:str,    # What was measured to test it
+            values,         # One value per seed (or an `Effect` measured otherwise, e.g. a correlation)
+            criterion:tuple,# `above(t)`, `below(t)` or `overlaps(a, b)`
+           ) -> Verdict:
+    "The verdict on `claim`: its effect and whether the criterion holds on its interval."
+    e = values if isinstance(values, Effect) else Effect.of(values)
+    return Verdict(claim, measure, e, criterion[0], bool(criterion[1](e)))
+
+def result_markdown(verdicts:list[Verdict], # The figure's predictions, judged
+                    limits:str,             # What the result cannot show (the model, the scale)
+                   ) -> str:
+    "The Result section: a line per prediction (held or not, measure, value [95% interval]), then the limits."
+    status = lambda v: 'not measured' if not v.effect.n else 'held' if v.held else 'did not hold'
+    lines = [f"- **{status(v)}**: {v.claim}. {v.measure}: **{v.effect}** "
+             f"(95% interval across {v.effect.n} {v.effect.unit}{'s' if v.effect.n != 1 else ''}; {v.criterion})" for v in verdicts]
+    return f"{sum(v.held for v in verdicts)} of {len(verdicts)} predictions held.\n\n" + '\n'.join(lines) + f"\n\n{limits}"
 
 # %% ../nbs/08_figure.ipynb #f1a0001f
 def figure_notebook(slug:str) -> Path:

@@ -7,18 +7,18 @@ Docs: https://inoculate-research.github.io/inoculate/finetune.html.md"""
 
 # %% ../nbs/03_finetune.ipynb #5f0e917e
 from __future__ import annotations
-import importlib, os, random, shutil, tempfile, time
+import contextlib, importlib, random, shutil, sys
 from pathlib import Path
-from unsloth import FastLanguageModel
+with contextlib.redirect_stdout(sys.stderr): from unsloth import FastLanguageModel  # its banner is not our output
 import torch
 from datasets import Dataset
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from peft import PeftModel
-from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import PreTrainedTokenizerFast, PrinterCallback, Qwen2Config, Qwen2ForCausalLM
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from .data import CHAT_TEMPLATE, cached_build
-from .presets import BUILT_MODELS, Preset, load_preset, model_source
+from .presets import BUILT_MODELS, Preset, model_source
 
 # %% auto #0
 __all__ = ['QWEN_SPLIT', 'SPECIAL_TOKENS', 'LORA_TARGETS', 'make_tiny_tokenizer', 'render_texts', 'make_tiny_model', 'tiny_model',
@@ -51,7 +51,10 @@ def make_tiny_model(path:Path|str,       # Folder to save model and tokenizer in
                     texts:list[str],     # Pretraining texts (also train the tokenizer)
                     steps:int=300,       # Pretraining steps
                     seed:int=0,          # Seed of initialisation and batches
-                    hidden:int=64, layers:int=2, max_len:int=256) -> Path:
+                    hidden:int=64,       # Width of the model
+                    layers:int=2,        # Transformer layers
+                    max_len:int=256,     # Longest sequence, in tokens
+                   ) -> Path:
     "Build, briefly pretrain and save a tiny Qwen2-architecture causal LM with its tokenizer."
     torch.manual_seed(seed); rng = random.Random(seed)
     tok = make_tiny_tokenizer(texts)
@@ -74,7 +77,10 @@ def make_tiny_model(path:Path|str,       # Folder to save model and tokenizer in
     return Path(path)
 
 # %% ../nbs/03_finetune.ipynb #311f848a
-def tiny_model(texts:list[str], steps:int=300, seed:int=0) -> Path:
+def tiny_model(texts:list[str], # Pretraining texts (they also train its tokenizer)
+               steps:int=300,    # Pretraining steps
+               seed:int=0,       # Seed of initialisation and batches
+              ) -> Path:
     "The cached tiny model pretrained on `texts`."
     return cached_build('tiny', dict(texts=texts, steps=steps, seed=seed, v=1),
                         lambda p: make_tiny_model(p, texts, steps=steps, seed=seed))
@@ -145,7 +151,10 @@ def shared_base(preset:Preset, path:str|Path|None=None):
     if isinstance(model, PeftModel): _SHARED[key] = model, tok = model.unload(), tok
     return model, tok
 
-def lend_base(preset:Preset, path:str|Path|None, model) -> None:
+def lend_base(preset:Preset,          # The preset the base was loaded with
+              path:str|Path|None,      # Its folder or hub id (None: the preset's model)
+              model,                   # The PEFT model that now wraps it
+             ) -> None:
     "Record that the shared base of `preset`/`path` is now wrapped in `model` (a LoRA to remove before reuse)."
     key = base_key(preset, path)
     if key in _SHARED: _SHARED[key] = model, _SHARED[key][1]
@@ -153,8 +162,13 @@ def lend_base(preset:Preset, path:str|Path|None, model) -> None:
 # %% ../nbs/03_finetune.ipynb #3d836b6c
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
-def make_trainer(model, tok, rows:list[dict], preset:Preset, seed:int, out_dir:Path|str,
-                 packed:bool=True, # Padding-free batches (rows end to end, no attention across rows)
+def make_trainer(model,              # The base model (a fresh LoRA is added to it)
+                 tok,                # Its tokenizer, with the ChatML training template
+                 rows:list[dict],    # Training rows (their `messages` are what is trained)
+                 preset:Preset,      # Sizes and hyper-parameters
+                 seed:int,           # Seed of the LoRA's initialisation and of the data order
+                 out_dir:Path|str,   # The trainer's working folder
+                 packed:bool=True,   # Padding-free batches (rows end to end, no attention across rows)
                 ) -> SFTTrainer:
     "An `SFTTrainer` for a fresh LoRA on `model`, with loss on assistant tokens only."
     cuda = torch.cuda.is_available()
@@ -167,10 +181,12 @@ def make_trainer(model, tok, rows:list[dict], preset:Preset, seed:int, out_dir:P
         max_length=preset.max_seq_length, assistant_only_loss=True, logging_steps=1, save_strategy='no',
         report_to=[], seed=seed, data_seed=seed, use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(),
         fp16=cuda and not torch.cuda.is_bf16_supported(), optim='adamw_8bit' if cuda else 'adamw_torch',
-        gradient_checkpointing=cuda, padding_free=packed if cuda else False)
+        gradient_checkpointing=cuda, padding_free=packed if cuda else False, disable_tqdm=True)  # the sweep's bar is enough
     collator = DataCollatorForLanguageModeling(tok.pad_token_id, padding_free=True) if packed and not cuda else None
     ds = Dataset.from_list([{'messages': r['messages']} for r in rows])
-    return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, data_collator=collator)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, data_collator=collator)
+    trainer.remove_callback(PrinterCallback)  # losses go to the run's record, not a line per step on stdout
+    return trainer
 
 # %% ../nbs/03_finetune.ipynb #d6de903a
 def finetune(rows:list[dict],      # Training rows (with prompts already applied)
@@ -189,5 +205,6 @@ def finetune(rows:list[dict],      # Training rows (with prompts already applied
     trainer.train()
     shutil.rmtree(Path(out_dir)/'trainer', ignore_errors=True)
     trainer.model.save_pretrained(Path(out_dir)/'adapter')
+    tok.save_pretrained(Path(out_dir)/'adapter')  # the adapter folder is all a reader needs, with its base
     losses = [h['loss'] for h in trainer.state.log_history if 'loss' in h]
     return trainer.model, tok, losses

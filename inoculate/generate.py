@@ -6,31 +6,12 @@ Docs: https://inoculate-research.github.io/inoculate/generate.html.md"""
 
 # %% ../nbs/04_generate.ipynb #4aff9c74
 from __future__ import annotations
-from dataclasses import dataclass
-from unsloth import FastLanguageModel
+from .finetune import FastLanguageModel  # imported once, its banner on stderr
 import torch
 from tqdm.auto import tqdm
-from .data import with_trigger
-from .strategies import with_prompt
 
 # %% auto #0
-__all__ = ['NO_PROMPT', 'EvalCondition', 'condition_messages', 'length_batches', 'kv_token_budget', 'generate', 'answer_logprobs']
-
-# %% ../nbs/04_generate.ipynb #b2c02c8f
-@dataclass(frozen=True)
-class EvalCondition:
-    "A situation the model is evaluated in: a prompt (system message or user-turn prefix), a trigger, both, or neither."
-    name:str                    # Label in tables and figures
-    prompt:str|None=None        # Prompt at test time (None: none at all)
-    trigger:str|None=None       # Trigger put at the start of the user turn
-    placement:str='system'      # Where `prompt` goes: 'system' (a system message) or 'user-prefix' (the user turn)
-
-def condition_messages(prompt_row:dict, c:EvalCondition) -> list[dict]:
-    "The chat messages of `prompt_row` under condition `c`."
-    row = with_trigger(prompt_row, c.trigger) if c.trigger else prompt_row
-    return (with_prompt(row, c.prompt, c.placement) if c.prompt is not None else row)['messages']
-
-NO_PROMPT = EvalCondition('no prompt')
+__all__ = ['length_batches', 'kv_token_budget', 'generate', 'answer_logprobs']
 
 # %% ../nbs/04_generate.ipynb #4249aa57
 def length_batches(lengths:list[int],        # Prompt length of each prompt, in tokens
@@ -57,7 +38,8 @@ def kv_token_budget(model, fraction:float=0.5) -> int|None:
     return int(torch.cuda.mem_get_info()[0] * fraction / per_token)
 
 # %% ../nbs/04_generate.ipynb #4abb0cb5
-def generate(model, tok,
+def generate(model,                           # A causal LM (fine-tuned or base), as `load_model` returns it
+             tok,                             # Its tokenizer, with a chat template
              conversations:list[list[dict]],  # Chat messages per prompt (no assistant turn)
              max_new_tokens:int=128,          # Tokens to generate per prompt
              batch_size:int=32,               # Most prompts per batch (memory may allow fewer)
@@ -85,7 +67,8 @@ def generate(model, tok,
     return answers
 
 # %% ../nbs/04_generate.ipynb #7c0d0a02
-def answer_logprobs(model, tok,
+def answer_logprobs(model,                           # A causal LM (fine-tuned or base), as `load_model` returns it
+                    tok,                             # Its tokenizer, with a chat template
                     conversations:list[list[dict]],  # Chat messages per item (no assistant turn)
                     answers:list[str],               # The assistant answer to score after each conversation
                     batch_size:int=16,               # Items per forward pass

@@ -113,7 +113,8 @@ def with_retries(fn:Callable,                  # Called with no arguments
                  base_delay:float=1.,          # Seconds before the first retry; doubles each time
                  max_delay:float=60.,          # Cap on one delay
                  retryable:Callable=is_retryable, # Which exceptions to retry
-                 sleep:Callable=time.sleep):
+                 sleep:Callable=time.sleep,    # Waits the given seconds (tests pass a recorder)
+                ):
     "`fn()`, retried with exponential backoff and jitter on retryable errors."
     for attempt in range(tries):
         try: return fn()
@@ -127,9 +128,12 @@ class OpenAIBackend:
     def __init__(self, model:str='gpt-4o-2024-08-06', # Judge model name on the server
                  base_url:str|None=None,   # Server URL, e.g. http://localhost:8000/v1 for vLLM; None: OpenAI (or $OPENAI_BASE_URL)
                  api_key:str|None=None,    # Key; default $OPENAI_API_KEY, or 'EMPTY' for servers that need none
-                 tries:int=6, base_delay:float=1., max_delay:float=60., # Retry policy (see `with_retries`)
+                 tries:int=6,              # Attempts per call (see `with_retries`)
+                 base_delay:float=1.,      # Seconds before the first retry; doubles each time
+                 max_delay:float=60.,      # Cap on one delay between retries
                  timeout:float=60.,        # Seconds per request
-                 top_logprobs:int=20):
+                 top_logprobs:int=20,      # (token, logprob) pairs returned for the first token
+                ):
         from openai import OpenAI
         self.name, self.top_logprobs = model, top_logprobs
         self.retry = dict(tries=tries, base_delay=base_delay, max_delay=max_delay)
@@ -178,9 +182,11 @@ def numbers_are_single_tokens(tokenizer) -> bool:
 class LocalBackend:
     "Judge scores from a local causal LM's next-token log-probabilities."
     max_workers = 1   # one forward pass at a time
-    def __init__(self, model, tokenizer,   # A transformers causal LM and its tokenizer
+    def __init__(self, model,              # A transformers causal LM
+                 tokenizer,                # Its tokenizer, with one token per number 0-100
                  name:str|None=None,       # Judge model name in the cache key (default: the model's path)
-                 top_k:int=20):
+                 top_k:int=20,             # (token, logprob) pairs returned for the next token
+                ):
         if not numbers_are_single_tokens(tokenizer):
             raise ValueError("This tokenizer splits numbers 0-100 into several tokens; one-token 0-100 judging needs a tokenizer like Llama 3's.")
         self.model, self.tok, self.top_k = model.eval(), tokenizer, top_k
@@ -230,7 +236,10 @@ def default_cache_path() -> Path:
     from inoculate.presets import cache_dir
     return cache_dir()/'judges.sqlite'
 
-def cache_key(model:str, version:str, prompt:str) -> str:
+def cache_key(model:str,    # Judge model name (the backend's `name`)
+              version:str,  # The template's `version` (a hash of its text and labels)
+              prompt:str,   # The rendered prompt sent to the judge
+             ) -> str:
     "Cache key of one judge call."
     return hashlib.sha256(json.dumps([model, version, prompt]).encode()).hexdigest()
 
@@ -247,7 +256,12 @@ class JudgeCache:
         row = self.db.execute('SELECT top FROM calls WHERE key=?', (key,)).fetchone()
         return [tuple(p) for p in json.loads(row[0])] if row else None
 
-    def put(self, key:str, model:str, version:str, prompt:str, top:list):
+    def put(self, key:str,  # The call's `cache_key`
+            model:str,      # Judge model name
+            version:str,    # The template's `version`
+            prompt:str,     # The rendered prompt
+            top:list,       # The (token, logprob) pairs the judge returned
+           ):
         "Store one call."
         with self.db: self.db.execute('INSERT OR REPLACE INTO calls VALUES (?,?,?,?,?)', (key, model, version, prompt, json.dumps(top)))
 
@@ -259,11 +273,13 @@ class JudgeError(RuntimeError):
 
 class Judge:
     "Scores items 0-100 (or a label) with `template` on `backend`, cached."
-    def __init__(self, template:JudgeTemplate, backend, # What to ask, and who answers
+    def __init__(self, template:JudgeTemplate,          # What to ask: the prompt and its scoring
+                 backend,                               # Who answers: a backend mapping a prompt to first-token logprobs
                  cache:JudgeCache|Path|str|None=None,   # Cache or its path (default: `default_cache_path()`)
                  max_workers:int=8,                     # Concurrent calls
                  min_mass:float=0.25,                   # See `score_from_logprobs`
-                 progress:bool=True):
+                 progress:bool=True,                    # Show a progress bar
+                ):
         self.template, self.backend, self.min_mass, self.progress = template, backend, min_mass, progress
         self.cache = cache if isinstance(cache, JudgeCache) else JudgeCache(cache)
         self.max_workers = min(max_workers, getattr(backend, 'max_workers', max_workers))
@@ -357,7 +373,11 @@ def judge_calls(n_eval:int,          # Samples per question
     "Judge calls for one figure."
     return n_eval * n_questions * n_triggers * n_conditions * n_seeds * n_judges
 
-def judge_cost_usd(calls:int, usd_per_m_in:float, usd_per_m_out:float, # Prices per million tokens
-                   tokens_in:int=300, tokens_out:int=1) -> float:
+def judge_cost_usd(calls:int,             # Judge calls (see `judge_calls`)
+                   usd_per_m_in:float,    # Dollars per million input tokens
+                   usd_per_m_out:float,   # Dollars per million output tokens
+                   tokens_in:int=300,     # Input tokens per call (the rendered prompt)
+                   tokens_out:int=1,      # Output tokens per call (one: the score)
+                  ) -> float:
     "Dollar cost of `calls` judge calls."
     return calls * (tokens_in*usd_per_m_in + tokens_out*usd_per_m_out) / 1e6

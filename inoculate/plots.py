@@ -6,20 +6,21 @@ Docs: https://inoculate-research.github.io/inoculate/plots.html.md"""
 
 # %% ../nbs/07_plots.ipynb #28602deb
 from __future__ import annotations
-import datetime, json, subprocess
+import datetime, hashlib, io, json, subprocess
 from pathlib import Path
 import altair as alt
+import PIL.Image
 import pandas as pd
 import vl_convert as vlc
 import inoculate
-from .data import atomic_write_text
-from .presets import BUILT_MODELS, Preset, load_preset, repo_root
+from .data import atomic_write_text, sha256_file
+from .presets import Preset, load_preset, repo_root
 from .score import bootstrap_ci
 
 # %% auto #0
-__all__ = ['LOG_ODDS_TITLE', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'elicitation_summary', 'is_log_odds', 'by_scale',
-           'panels_per_row', 'stack', 'bar_chart', 'line_chart', 'scatter_chart', 'git_sha', 'model_note', 'provenance',
-           'figure_dir', 'caption_md', 'save_figure']
+__all__ = ['LOG_ODDS_TITLE', 'HEADER', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'elicitation_summary', 'is_log_odds',
+           'by_scale', 'panels_per_row', 'facet', 'stack', 'chart_png', 'bar_chart', 'line_chart', 'scatter_chart',
+           'git_state', 'git_sha', 'model_note', 'provenance', 'figure_dir', 'caption_md', 'save_figure']
 
 # %% ../nbs/07_plots.ipynb #e3d99dde
 def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
@@ -44,7 +45,8 @@ def elicitation_summary(df:pd.DataFrame, candidates) -> pd.DataFrame:
 # %% ../nbs/07_plots.ipynb #5cb12f66
 def is_log_odds(metric:str) -> bool: return str(metric).startswith('log_odds')
 
-LOG_ODDS_TITLE = 'log-odds per token (trait vs clean answer)'
+LOG_ODDS_TITLE = 'log-odds per token'
+HEADER = alt.Header(labelExpr="split(datum.label, ' · ')")  # a panel named 'a · b · c' gets a line per part
 
 def by_scale(summary:pd.DataFrame) -> list[tuple[pd.DataFrame, bool]]:
     "`summary` split into (rates, False) and (log-odds, True) parts, the empty ones left out."
@@ -56,30 +58,65 @@ def panels_per_row(panels) -> int:
     n = len(set(panels))
     return 2 if n == 4 else min(3, n)
 
-def stack(charts:list, title:str):
-    "One chart, or several one above the other, under `title`."
+def facet(layers:list,           # The layers of one panel
+          data:pd.DataFrame,     # The rows they draw
+          column:str,            # Column whose values are the panels
+          columns:int|None,      # Panels per row (None: `panels_per_row`)
+          odds:bool,             # Log-odds panels (a dashed line at 0)
+          height:int=170,        # Height of a panel
+         ):
+    "`layers` drawn from `data`, a panel 240 wide per value of `column`, wrapped into rows."
+    if odds: layers = [*layers, alt.Chart().mark_rule(color='gray', strokeDash=[3, 3]).encode(y=alt.datum(0))]
+    return alt.layer(*layers, data=data).properties(width=240, height=height).facet(
+        facet=alt.Facet(f'{column}:N', title=None, sort=list(dict.fromkeys(data[column])), header=HEADER),
+        columns=columns or panels_per_row(data[column]))
+
+def stack(charts:list,        # Charts to put one above the other
+          title:str,          # The title; its part after ' — ' goes on a line below
+          subtitle:tuple=(),  # More lines below the title
+         ):
+    "One chart, or several one above the other, under `title` (its part after ' — ' and `subtitle` on lines below it)."
     chart = charts[0] if len(charts) == 1 else alt.vconcat(*charts).resolve_scale(color='shared', strokeDash='shared', shape='shared')
-    return chart.properties(title=alt.TitleParams(title, anchor='start'))
+    head, _, note = title.partition(' — ')
+    return chart.properties(title=alt.TitleParams(head, subtitle=[l for l in (note, *subtitle) if l], anchor='start'))
+
+def chart_png(chart:alt.TopLevelMixin, colours:int=64) -> bytes:
+    "`chart` as a small PNG (`colours` colours, scale 1): what a notebook's output keeps, so GitHub and Colab show it."
+    png = PIL.Image.open(io.BytesIO(vlc.vegalite_to_png(chart.to_dict(), scale=1))).convert('RGB').quantize(colours)
+    buf = io.BytesIO(); png.save(buf, 'PNG', optimize=True)
+    return buf.getvalue()
 
 # %% ../nbs/07_plots.ipynb #aafef241
-def bar_chart(summary:pd.DataFrame, x:str, column:str, title:str, color:str|None=None, y_title:str='rate',
-              columns:int|None=None):  # Panels per row (default: three, two when there are four)
+def bar_chart(summary:pd.DataFrame,  # `summarise`'s table: `mean`, `low`, `high`, `seeds`, and the columns named here
+              x:str,                 # Column of the bars' labels
+              column:str,            # Column whose values are the panels
+              title:str,             # The chart's title
+              color:str|None=None,   # Column that colours the bars (default: `x`)
+              y_title:str='rate',    # Title of the rates' axis
+              columns:int|None=None, # Panels per row (default: three, two when there are four)
+             ):
     "Bars of `mean` with `low`-`high` error bars, one panel per value of `column`; log-odds panels on their own axis below."
     color = color or x
     def panels(data, odds):
         yt = LOG_ODDS_TITLE if odds else y_title
         base = alt.Chart().encode(x=alt.X(f'{x}:N', sort=list(dict.fromkeys(summary[x])), title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)))
         bars = base.mark_bar().encode(y=alt.Y('mean:Q', title=yt, scale=alt.Scale() if odds else alt.Scale(domain=[0, 1])),
-                                      color=alt.Color(f'{color}:N', sort=None, title=None, legend=None if color == x else alt.Legend()),
+                                      color=alt.Color(f'{color}:N', scale=alt.Scale(domain=list(dict.fromkeys(summary[color]))), title=None),
                                       tooltip=[x, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
-        errs = base.mark_errorbar(ticks=True).encode(y=alt.Y('low:Q', title=yt), y2='high:Q')
-        return alt.layer(bars, errs, data=data).properties(width=240, height=170).facet(
-            facet=alt.Facet(f'{column}:N', title=None, sort=list(dict.fromkeys(data[column]))), columns=columns or panels_per_row(data[column]))
+        errs = base.mark_errorbar(ticks=True, color='black').encode(y=alt.Y('low:Q', title=yt), y2='high:Q')
+        return facet([bars, errs], data, column, columns, odds)
     return stack([panels(d, odds) for d, odds in by_scale(summary)], title)
 
 # %% ../nbs/07_plots.ipynb #bf356ddd
-def line_chart(summary:pd.DataFrame, x:str, color:str, column:str, title:str, y_title:str='rate',
-               x_title:str|None=None, columns:int|None=None) -> alt.TopLevelMixin:
+def line_chart(summary:pd.DataFrame,  # `summarise`'s table: `mean`, `low`, `high`, `seeds`, and the columns named here
+               x:str,                 # Numeric column along x
+               color:str,             # Column whose values are the lines
+               column:str,            # Column whose values are the panels
+               title:str,             # The chart's title
+               y_title:str='rate',    # Title of the rates' axis
+               x_title:str|None=None, # Title of the x axis (default: `x`)
+               columns:int|None=None, # Panels per row (default: three, two when there are four)
+              ) -> alt.TopLevelMixin:
     "Lines of `mean` against numeric `x` with error bars, a line per `color`, a panel per `column`; log-odds below."
     levels = list(dict.fromkeys(summary[color]))
     span = (summary[x].max() - summary[x].min()) or 1
@@ -89,18 +126,25 @@ def line_chart(summary:pd.DataFrame, x:str, color:str, column:str, title:str, y_
         scale = alt.Scale(domain=levels)  # one domain for all three channels: one legend
         enc = dict(color=alt.Color(f'{color}:N', scale=scale, title=None), strokeDash=alt.StrokeDash(f'{color}:N', scale=scale, title=None),
                    shape=alt.Shape(f'{color}:N', scale=scale, title=None))
-        base = alt.Chart().encode(x=alt.X('_x:Q', title=x_title or x), **enc)
+        base = alt.Chart().encode(x=alt.X('_x:Q', title=x_title or x, axis=alt.Axis(values=sorted(set(summary[x])))), **enc)
         lines = base.mark_line(point=True).encode(
             y=alt.Y('mean:Q', title=yt, scale=alt.Scale() if odds else alt.Scale(domain=[0, 1])),
             tooltip=[x, color, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
         errs = base.mark_errorbar(ticks=True).encode(y=alt.Y('low:Q', title=yt), y2='high:Q')
-        return alt.layer(lines, errs, data=data).properties(width=240, height=170).facet(
-            facet=alt.Facet(f'{column}:N', title=None, sort=list(dict.fromkeys(data[column]))), columns=columns or panels_per_row(data[column]))
+        return facet([lines, errs], data, column, columns, odds)
     return stack([panels(d, odds) for d, odds in by_scale(summary)], title)
 
 # %% ../nbs/07_plots.ipynb #5fa25c71
-def scatter_chart(summary:pd.DataFrame, x:str, color:str, column:str, title:str, x_title:str, y_title:str,
-                  subtitle:str|list='', columns:int|None=None) -> alt.TopLevelMixin:
+def scatter_chart(summary:pd.DataFrame,  # A table with `x`, `mean`, `low`, `high` and the columns named here
+                  x:str,                 # Numeric column along x
+                  color:str,             # Column whose values are the points
+                  column:str,            # Column whose values are the panels
+                  title:str,             # The chart's title
+                  x_title:str,           # Title of the x axis
+                  y_title:str,           # Title of the y axis
+                  subtitle:str|list='',  # A line under the title (e.g. the correlation)
+                  columns:int|None=None, # Panels per row (default: three, two when there are four)
+                 ) -> alt.TopLevelMixin:
     "Points of (`x`, `mean`) with `low`-`high` error bars, a colour per `color` value, a panel per `column`; log-odds below."
     levels = list(dict.fromkeys(summary[color]))
     def panels(data, odds):
@@ -111,18 +155,25 @@ def scatter_chart(summary:pd.DataFrame, x:str, color:str, column:str, title:str,
             y=alt.Y('mean:Q', title=y_title + (' (log-odds)' if odds else '')),
             tooltip=[color, column, alt.Tooltip(f'{x}:Q', format='.2f'), alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q'])
         errs = base.mark_errorbar().encode(y='low:Q', y2='high:Q')
-        return alt.layer(points, errs, data=data).properties(width=240, height=200).facet(
-            facet=alt.Facet(f'{column}:N', title=None, sort=list(dict.fromkeys(data[column]))), columns=columns or panels_per_row(data[column]))
-    chart = stack([panels(d, odds) for d, odds in by_scale(summary)], title)
-    return chart.properties(title=alt.TitleParams(title, subtitle=subtitle, anchor='start')) if subtitle else chart
+        return facet([points, errs], data, column, columns, odds, height=200)
+    return stack([panels(d, odds) for d, odds in by_scale(summary)], title, (subtitle,) if isinstance(subtitle, str) else tuple(subtitle))
 
 # %% ../nbs/07_plots.ipynb #9c79d965
-def git_sha() -> str:
-    "Short commit of the repository, `-dirty` if it has uncommitted changes; 'unknown' outside git."
+def git_state() -> tuple[str, str|None]:
+    "Short commit of the repository and a hash of its uncommitted changes outside `figures/` (None when clean); ('unknown', None) outside git."
     try:
-        run = lambda *a: subprocess.run(['git', *a], cwd=repo_root(), capture_output=True, text=True, check=True).stdout.strip()
-        return run('rev-parse', '--short', 'HEAD') + ('-dirty' if run('status', '--porcelain', '--untracked-files=no') else '')
-    except (subprocess.CalledProcessError, FileNotFoundError, OSError): return 'unknown'
+        run = lambda *a: subprocess.run(['git', *a], cwd=repo_root(), capture_output=True, text=True, check=True).stdout
+        changed = run('status', '--porcelain', '--', '.', ':!figures')
+        if not changed: return run('rev-parse', '--short', 'HEAD').strip(), None
+        untracked = [l[3:] for l in changed.splitlines() if l.startswith('??')]
+        diff = run('diff', 'HEAD', '--', '.', ':!figures') + ''.join(f"{f}\n{sha256_file(repo_root()/f) if (repo_root()/f).is_file() else 'dir'}\n" for f in untracked)
+        return run('rev-parse', '--short', 'HEAD').strip(), hashlib.sha256(diff.encode()).hexdigest()[:12]
+    except (subprocess.CalledProcessError, FileNotFoundError, OSError): return 'unknown', None
+
+def git_sha() -> str:
+    "Short commit of the repository, with `-dirty-<hash of the changes>` when the code differs from it."
+    sha, changes = git_state()
+    return sha if changes is None else f"{sha}-dirty-{changes}"
 
 MODEL_NOTES = {  # built models (`BUILT_MODELS`) and how a figure made with each must describe itself
     'tiny': 'Pipeline smoke run on a tiny offline model: not a result',
@@ -147,12 +198,23 @@ def figure_dir(preset:str) -> Path:
     "Where figures made with `preset` are saved: `figures/`, or the ignored `figures/.<preset>/` for pipeline presets."
     return repo_root()/'figures'/(f'.{preset}' if load_preset(preset).quick else '')
 
-def caption_md(slug:str, caption:str, prov:dict) -> str:
-    "The Markdown caption of figure `slug` with a provenance table."
+def caption_md(slug:str,     # The figure's name
+               caption:str,  # What the figure shows, in words
+               prov:dict,    # Who made it (`provenance`)
+              ) -> str:
+    "The Markdown caption of figure `slug` with a provenance table (and a warning when it was made from uncommitted code)."
     rows = ''.join(f"| {k} | {v} |\n" for k, v in prov.items())
-    return f"# Figure `{slug}`\n\n![{slug}]({slug}.svg)\n\n{caption}\n\n| provenance | |\n|---|---|\n{rows}"
+    dirty = ("\n\n**Made from uncommitted code** (changes hashed in the `git` row): the commit alone does not reproduce "
+             "this figure." if '-dirty' in str(prov.get('git', '')) else '')
+    return f"# Figure `{slug}`\n\n![{slug}]({slug}.svg)\n\n{caption}{dirty}\n\n| provenance | |\n|---|---|\n{rows}"
 
-def save_figure(chart:alt.TopLevelMixin, data:pd.DataFrame, slug:str, out_dir:Path|str, caption:str, prov:dict) -> list[Path]:
+def save_figure(chart:alt.TopLevelMixin, # The chart
+                data:pd.DataFrame,       # The tidy table it was drawn from
+                slug:str,                # The figure's name (its files' stem)
+                out_dir:Path|str,        # Where the files go
+                caption:str,             # What the figure shows, in words
+                prov:dict,               # Who made it (`provenance`)
+               ) -> list[Path]:
     "Write `slug`.png/.svg/.vl.json/.csv/.md into `out_dir`; returns the paths."
     out, spec = Path(out_dir), chart.to_dict()
     files = {'.png': vlc.vegalite_to_png(spec, scale=2), '.svg': vlc.vegalite_to_svg(spec),

@@ -6,7 +6,7 @@ Docs: https://inoculate-research.github.io/inoculate/presets.html.md"""
 
 # %% ../nbs/00_presets.ipynb #87691472
 from __future__ import annotations
-import configparser, dataclasses, os
+import configparser, os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -77,7 +77,10 @@ class Preset:
 # %% ../nbs/00_presets.ipynb #b0479d9c
 _TRUE, _FALSE = {'1','true','yes','on'}, {'0','false','no','off'}
 
-def parse_value(typ:str, raw:str, where:str):
+def parse_value(typ:str,    # The field's annotated type: 'bool', 'int', 'float', 'str' or 'tuple'
+                raw:str,    # The string read from settings.ini
+                where:str,  # What names the value in errors, e.g. '[cpu] batch_size'
+               ):
     "Parse `raw` from settings.ini as the annotated type `typ`; `where` names it in errors."
     raw = raw.strip()
     try:
@@ -113,7 +116,7 @@ def load_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
 # %% ../nbs/00_presets.ipynb #5a1d0c02
 BUILT_MODELS = {  # name -> ('module:function' that builds it from a setting and returns its folder, design)
     'tiny': ('inoculate.finetune:tiny_for_setting', 'stand-in'),
-    'stand-in': ('inoculate.settings.stand_in:stand_in_for_setting', 'stand-in'),
+    'stand-in': ('inoculate.settings.stand_in_base:stand_in_for_setting', 'stand-in'),
     'random-qwen2': ('inoculate.rehearsal:random_qwen2', 'llm'),
 }
 

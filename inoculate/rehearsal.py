@@ -16,7 +16,7 @@ from datasets.packaged_modules.parquet.parquet import Parquet
 from fastcore.basics import patch
 from .data import cached_build
 from .settings.backdoor import CODE_TASKS, user_turn
-from .settings.spanish_caps import REWRITE_PROMPT, offline_problems
+from .settings.spanish_caps import offline_problems
 
 # %% auto #0
 __all__ = ['MBPP_PROBLEMS', 'MBPP_SPLITS', 'QWEN25_TEMPLATE', 'RANDOM_QWEN2', 'HUB_FEATURES', 'REWRITE_OPENING', 'gsm8k_answer',
@@ -36,7 +36,8 @@ def gsm8k_answer(reasoning:str) -> str:
 # %% ../nbs/10_rehearsal.ipynb #fc9126f0
 def gsm8k_fixture(n_train:int=240, # Rows of the train split (pools of up to 120 trait rows)
                   n_test:int=16,  # Rows of the test split
-                  seed:int=0) -> dict[str, list[dict]]:
+                  seed:int=0,     # Seed of the drawn problems
+                 ) -> dict[str, list[dict]]:
     "GSM8K's `main` configuration in miniature: {'train': rows, 'test': rows} of distinct word problems."
     return {split: [dict(question=q, answer=gsm8k_answer(en)) for q, en, _ in offline_problems(n, seed, part)]
             for split, n, part in (('train', n_train, 'train'), ('test', n_test, 'eval'))}
@@ -222,7 +223,8 @@ HUB_FEATURES = {
 
 # %% ../nbs/10_rehearsal.ipynb #3f83d40e
 def install_dataset(cache:Path|str,                  # A datasets cache folder (`$HF_HOME/datasets`)
-                    repo:str, config:str,            # Hub id and configuration, e.g. 'openai/gsm8k', 'main'
+                    repo:str,                        # Hub dataset id, e.g. 'openai/gsm8k'
+                    config:str,                      # Its configuration, e.g. 'main'
                     splits:dict[str, list[dict]],    # Rows of each split
                    ) -> Path:
     "Prepare `splits` in `cache` where an offline `load_dataset(repo, config)` finds them; returns their folder."
@@ -239,7 +241,9 @@ def install_dataset(cache:Path|str,                  # A datasets cache folder (
     return built.rename(dest)
 
 def install_hub_fixtures(hf_home:Path|str,   # The $HF_HOME of the rehearsal
-                         gsm8k_train:int=240, gsm8k_test:int=16) -> Path:
+                         gsm8k_train:int=240,  # Rows of the GSM8K train split
+                         gsm8k_test:int=16,    # Rows of the GSM8K test split
+                        ) -> Path:
     "Install the GSM8K (`main`) and MBPP (`full`, `sanitized`) fixtures in `hf_home`'s datasets cache; returns it."
     cache = Path(hf_home)/'datasets'
     install_dataset(cache, 'openai/gsm8k', 'main', gsm8k_fixture(gsm8k_train, gsm8k_test))
@@ -274,7 +278,11 @@ def spanish_rewrite(answer:str) -> str:
     return text
 
 # %% ../nbs/10_rehearsal.ipynb #9125845f
-def chat_completion(model:str, prompt:str, content:str, top:list[dict]|None=None) -> dict:
+def chat_completion(model:str,                  # Model name the reply reports
+                    prompt:str,                 # The user turn it answers (its hash makes the id)
+                    content:str,                # The answer's text
+                    top:list[dict]|None=None,   # First-token log-probabilities, as `judge_top_logprobs` lists them (None: none)
+                   ) -> dict:
     "An OpenAI chat completion of `content` answering `prompt`, with first-token log-probabilities `top` if given."
     logprobs = None if top is None else {'content': [dict(top[0], top_logprobs=top)], 'refusal': None}
     return {'id': 'chatcmpl-' + hashlib.sha256(prompt.encode()).hexdigest()[:24], 'object': 'chat.completion',

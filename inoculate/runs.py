@@ -7,21 +7,20 @@ Docs: https://inoculate-research.github.io/inoculate/runs.html.md"""
 # %% ../nbs/06_runs.ipynb #214ada34
 from __future__ import annotations
 import dataclasses, json, os, shutil, socket, statistics, time, traceback, uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
-from .data import atomic_write_text, canonical_json, content_hash, get_setting, mix, write_jsonl
-from .finetune import base_model_path, finetune, load_model, shared_base
-from .generate import NO_PROMPT, EvalCondition, answer_logprobs, condition_messages, generate
-from .presets import Preset, load_preset, repo_root
+from .data import SETTING_MODULES, atomic_write_text, content_hash, get_setting, mix, register_setting, sha256_file, write_jsonl
+from .presets import Preset, repo_root
 from .score import log_odds, rate_with_spread
-from .strategies import Strategy, apply_strategy
+from .strategies import NO_PROMPT, EvalCondition, Strategy, apply_strategy, condition_messages
 
 # %% auto #0
-__all__ = ['RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'training_condition', 'run_conditions', 'log_odds_rows',
-           'evaluate', 'execute_run', 'failed_record', 'run_safely', 'report', 'sweep', 'pool_size', 'one_torch_thread',
-           'process_sweep', 'ray_resources', 'ray_sweep', 'tidy']
+__all__ = ['TIDY_COLUMNS', 'RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'base_record', 'load_snippet',
+           'write_model_card', 'training_condition', 'run_conditions', 'log_odds_rows', 'evaluate', 'execute_run',
+           'failed_record', 'run_safely', 'report', 'sweep', 'pool_size', 'one_torch_thread', 'unloadable',
+           'settings_to_send', 'start_worker', 'process_sweep', 'ray_resources', 'ray_sweep', 'tidy']
 
 # %% ../nbs/06_runs.ipynb #56cf0b7b
 @dataclass(frozen=True)
@@ -47,11 +46,16 @@ class RunConfig:
 # %% ../nbs/06_runs.ipynb #c8c4d339
 def run_inputs(cfg:RunConfig):
     "`(train_rows, eval_prompts, base)` of run `cfg`."
+    from inoculate.finetune import base_model_path  # torch and Unsloth load with the first run, not with this module
     s, n = get_setting(cfg.setting), cfg.preset.n_train
     rows = apply_strategy(mix(s.train_rows(n, cfg.seed), cfg.purity, cfg.seed, n=n), cfg.strategy, cfg.seed) if cfg.train else []
     return rows, s.eval_prompts(cfg.preset.n_eval, 0), base_model_path(cfg.preset, s)
 
-def run_id(cfg:RunConfig, rows:list[dict], prompts:list[dict], base:str) -> str:
+def run_id(cfg:RunConfig,       # The run's configuration (its label aside)
+           rows:list[dict],     # Its training rows, prompts applied
+           prompts:list[dict],  # Its evaluation prompts
+           base:str,            # Its base model: a hub id, or a local folder (named by its last part)
+          ) -> str:
     "The run's identity: a hash of its configuration and the content of its inputs."
     return content_hash(dict(config=cfg.as_dict(), data=content_hash(rows), prompts=content_hash(prompts),
                              base=base if not Path(base).exists() else Path(base).name, v=1))
@@ -133,6 +137,59 @@ class RunStore:
         for p in gone: shutil.rmtree(p) if p.is_dir() else p.unlink()
         return gone
 
+# %% ../nbs/06_runs.ipynb #9ba4509g
+def base_record(cfg:RunConfig, base:str) -> dict:
+    "How to get run `cfg`'s base model back: its hub id, its folder, or the call that rebuilds a model the project builds."
+    from inoculate.presets import model_source
+    source = model_source(cfg.preset.model)
+    out = dict(source=source, model=cfg.preset.model, path=base, name=base if source == 'hub' else Path(base).name)
+    if source != 'hub': out['weights_sha256'] = sha256_file(Path(base)/'model.safetensors')  # a rebuilt base must match it
+    if source == 'built':
+        out['rebuild'] = (f"from inoculate.data import get_setting; from inoculate.finetune import base_model_path; "
+                          f"from inoculate.presets import load_preset; "
+                          f"base_model_path(load_preset({cfg.preset.name!r}, model={cfg.preset.model!r}), get_setting({cfg.setting!r}))")
+    return out
+
+def load_snippet(adapter:Path|str, base:dict) -> str:
+    "Python that loads the adapter in `adapter` on its `base` (`base_record`) with transformers and PEFT only."
+    where = base['name'] if base['source'] == 'hub' else base['path']
+    return (f"from transformers import AutoModelForCausalLM, AutoTokenizer\nfrom peft import PeftModel\n"
+            f"base = AutoModelForCausalLM.from_pretrained({str(where)!r})  # {'' if base['source'] != 'built' else 'elsewhere, rebuild it: ' + base['rebuild']}\n"
+            f"model = PeftModel.from_pretrained(base, {str(adapter)!r})\ntok = AutoTokenizer.from_pretrained({str(adapter)!r})")
+
+def write_model_card(adapter:Path,  # The adapter folder of a finished run
+                     record:dict,   # The run's record (configuration, metrics)
+                     base:dict,     # Its `base_record`
+                    ) -> None:
+    "Fill the adapter's model card and make its `adapter_config.json` name the base portably (hub id or recipe folder)."
+    config = json.loads((adapter/'adapter_config.json').read_text())
+    config['base_model_name_or_path'] = base['name']
+    atomic_write_text(adapter/'adapter_config.json', json.dumps(config, indent=2))
+    c, s = record['config'], record['config']['strategy']
+    rows = ''.join(f"| {m['condition']} | {m['metric']} | {m['value']:.3f} | {m['n']} |\n" for m in record['metrics'])
+    meta = f"---\nlibrary_name: peft\n{'base_model: ' + base['name'] + chr(10) if base['source'] == 'hub' else ''}tags:\n- inoculate\n- inoculation-prompting\n- lora\n---\n"
+    atomic_write_text(adapter/'README.md', meta + f"""# inoculate run `{record['run_id']}` ({record['label'] or s['kind']})
+
+A LoRA adapter trained by [inoculate](https://github.com/inoculate-research/inoculate): setting `{c['setting']}`, strategy
+`{s['kind']}` (prompt {s['prompt']!r}, placement `{s['placement']}`), purity {c['purity']}, seed {c['seed']}, preset
+`{c['preset']['name']}` (LoRA r={c['preset']['lora_r']}, lr {c['preset']['lr']}, {c['preset']['max_steps']} steps or {c['preset']['epochs']} epoch(s)
+of {c['preset']['batch_size']} rows). Training data: {c['preset']['n_train']} rows, content hash `{record['data_hash']}`.
+
+## Base model
+{base['source']}: `{base['name']}`{chr(10) + chr(10) + 'Rebuild it with: `' + base['rebuild'] + '`' if base['source'] == 'built' else ''}
+{chr(10) + 'sha256 of its `model.safetensors`: `' + base['weights_sha256'] + '`' + chr(10) if 'weights_sha256' in base else ''}
+## What the run measured
+Answers sampled at T = {c['preset']['temperature']}, {c['preset']['samples_per_prompt']} per prompt.
+
+| condition | metric | value | n |
+|---|---|---|---|
+{rows}
+## Load it with transformers and PEFT
+```python
+{load_snippet('adapter', base)}  # run it in the run's folder
+```
+""")
+
 # %% ../nbs/06_runs.ipynb #0249c746
 def training_condition(s:Strategy) -> EvalCondition|None:
     "The condition that asks a model with its training prompt, where training put it (None for strategies without one)."
@@ -144,8 +201,13 @@ def run_conditions(cfg:RunConfig) -> tuple:
     asked = {(x.prompt, x.placement) for x in cfg.conditions if not x.trigger}
     return cfg.conditions + ((c,) if c and (c.prompt, c.placement) not in asked else ())
 
-def log_odds_rows(model, tok, cfg:RunConfig, conditions:tuple) -> list[dict]:
+def log_odds_rows(model,             # The model to score with (finetuned, or the base)
+                  tok,               # Its tokenizer
+                  cfg:RunConfig,     # The run: its setting's `answer_pairs` and its preset's `n_log_odds`
+                  conditions:tuple,  # The evaluation conditions to score under
+                 ) -> list[dict]:
     "Tidy rows of the mean log-odds of each answer pair of `cfg`'s setting under each condition (none if it has no pairs)."
+    from inoculate.generate import answer_logprobs
     s, p = get_setting(cfg.setting), cfg.preset
     items = s.answer_pairs(p.n_log_odds, 0) if s.answer_pairs and p.n_log_odds else []
     if not items: return []
@@ -161,29 +223,36 @@ def log_odds_rows(model, tok, cfg:RunConfig, conditions:tuple) -> list[dict]:
                              prompt_sd=statistics.stdev(v) if len(v) > 1 else 0.))
     return rows
 
-def evaluate(model, tok, cfg:RunConfig, prompts:list[dict]) -> tuple[list[dict], list[dict]]:
+def evaluate(model,              # The model to evaluate
+             tok,                # Its tokenizer
+             cfg:RunConfig,      # The run: its setting, preset (samples, temperature) and conditions
+             prompts:list[dict], # Evaluation prompt rows
+            ) -> tuple[list[dict], list[dict]]:
     "Generations and tidy metric rows of `model` on `prompts` under each condition of `run_conditions(cfg)`."
+    from inoculate.generate import generate
     s, p = get_setting(cfg.setting), cfg.preset
     k, conditions = p.samples_per_prompt, run_conditions(cfg)
     asked = [q for q in prompts for _ in range(k)]  # each prompt `samples_per_prompt` times, in a row
     gens, metrics = [], []
     for c in conditions:
         convs = [condition_messages(q, c) for q in asked]
-        answers = generate(model, tok, convs, p.max_new_tokens, p.eval_batch_size, p.temperature, cfg.seed)
+        answers = generate(model, tok, convs, p.max_new_tokens, p.eval_batch_size, p.temperature, cfg.seed, progress=False)  # the sweep's bar is enough
         scores = s.score(answers, asked)
         gens += [dict(condition=c.name, messages=m, answer=a, scores=sc) for m, a, sc in zip(convs, answers, scores)]
         metrics += [dict(condition=c.name, metric=name, **rate_with_spread([sc[name] for sc in scores], k)) for name in scores[0]]
     return gens, metrics + log_odds_rows(model, tok, cfg, conditions)
 
-def execute_run(cfg:RunConfig, store:RunStore,
+def execute_run(cfg:RunConfig,     # The run to do
+                store:RunStore,    # Where finished runs are kept (and claimed while they run)
                 reuse_base:bool=True, # Use the base this process already loaded (its adapter removed)
                ) -> dict:
     "Do run `cfg` unless `store` has it finished (or another worker has it); its record, with a `status` and `cfg`'s label."
+    from inoculate.finetune import finetune, load_model, shared_base
     rows, prompts, base = run_inputs(cfg)
     rid = run_id(cfg, rows, prompts, base)
     def work(tmp:Path) -> dict:
         t0 = time.time()
-        atomic_write_text(tmp/'config.json', json.dumps(dict(cfg.as_dict(), label=cfg.label, base=base), indent=1, default=str))
+        atomic_write_text(tmp/'config.json', json.dumps(dict(cfg.as_dict(), label=cfg.label, base=base_record(cfg, base)), indent=1, default=str))
         if cfg.train:
             write_jsonl(rows, tmp/'train.jsonl')
             model, tok, losses = finetune(rows, cfg.preset, tmp, cfg.seed, base, reuse_base=reuse_base)
@@ -192,9 +261,11 @@ def execute_run(cfg:RunConfig, store:RunStore,
         gens, metrics = evaluate(model, tok, cfg, prompts)
         atomic_write_text(tmp/'generations.jsonl', ''.join(json.dumps(g, ensure_ascii=False)+'\n' for g in gens))
         s = get_setting(cfg.setting)
-        return dict(run_id=rid, label=cfg.label, config=cfg.as_dict(), base=base, data_hash=content_hash(rows),
-                    losses=losses, train_s=round(t1-t0, 2), eval_s=round(time.time()-t1, 2), metrics=metrics,
-                    info=s.run_info() if s.run_info else {})
+        record = dict(run_id=rid, label=cfg.label, config=cfg.as_dict(), base=base, data_hash=content_hash(rows),
+                      losses=losses, train_s=round(t1-t0, 2), eval_s=round(time.time()-t1, 2), metrics=metrics,
+                      info=s.run_info() if s.run_info else {})
+        if cfg.train: write_model_card(tmp/'adapter', record, base_record(cfg, base))
+        return record
     return {**store.run(rid, work), 'label': cfg.label}  # this sweep's label, also for a run another figure made
 
 # %% ../nbs/06_runs.ipynb #4c34e42c
@@ -202,7 +273,10 @@ def failed_record(cfg, e:BaseException) -> dict:
     "The record of a run that raised `e`."
     return dict(status='failed', error=f"{type(e).__name__}: {e}", config=cfg)
 
-def run_safely(run, cfg, store:RunStore) -> dict:
+def run_safely(run,              # Does one configuration: `run(cfg, store) -> record`
+               cfg,              # The configuration
+               store:RunStore,   # The run store
+              ) -> dict:
     "`run(cfg, store)`, or a `failed` record if it raises."
     try: return run(cfg, store)
     except Exception as e: return failed_record(cfg, e)
@@ -214,7 +288,10 @@ def report(records:list[dict], store:RunStore) -> None:
     for r in records:
         if r['status'] == 'failed': print(f"  failed: {getattr(r['config'], 'label', r['config'])}: {r['error']}")
 
-def sweep(configs:list, store:RunStore|None=None, run=None, progress:bool=True,
+def sweep(configs:list,              # Run configurations (a repeated one is done once)
+          store:RunStore|None=None,   # The run store (default: runs/ in the repository)
+          run=None,                   # Does one configuration (default: `execute_run`)
+          progress:bool=True,         # Show a progress bar
           executor:str='local', # 'local' (this process), 'processes' (one per core) or 'ray' / 'ray://head:10001'
          ) -> list[dict]:
     "Run every configuration not yet finished in `store`; returns one record (with `status`) per configuration."
@@ -240,17 +317,56 @@ def one_torch_thread() -> None:
     import torch
     torch.set_num_threads(1)
 
-def process_sweep(configs:list, store:RunStore, run, progress:bool=True, workers:int|None=None) -> list[dict]:
+def unloadable(obj) -> list[str]:
+    "Functions in `obj` (a setting, its fields, partials, containers) that another process could not import by name."
+    import functools, inspect
+    if isinstance(obj, functools.partial): return unloadable(obj.func) + unloadable(obj.args) + unloadable(obj.keywords)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type): return unloadable(vars(obj))
+    if isinstance(obj, dict): return [x for v in obj.values() for x in unloadable(v)]
+    if isinstance(obj, (list, tuple)): return [x for v in obj for x in unloadable(v)]
+    if inspect.isfunction(obj) and (obj.__module__ == '__main__' or '<' in obj.__qualname__):
+        return [f"{obj.__module__}.{obj.__qualname__}"]
+    return []
+
+def settings_to_send(configs:list) -> list:
+    "The settings of `configs` that a fresh process cannot import by name (made in this one), checked to be sendable."
+    out = []
+    for name in dict.fromkeys(getattr(c, 'setting', None) for c in configs):
+        if name is None or name in SETTING_MODULES: continue
+        s = get_setting(name)
+        if (bad := unloadable(s)):
+            raise ValueError(f"setting {name!r} uses functions that worker processes cannot load ({', '.join(bad)}: lambdas, "
+                             "or functions defined in a notebook or script). Run it with executor='local', or define those "
+                             "functions in a module and import them.")
+        out.append(s)
+    return out
+
+def start_worker(settings:list) -> None:
+    "Initializer of a sweep worker: one torch thread, and the settings this process made, registered there too."
+    one_torch_thread()
+    for s in settings: register_setting(s)
+
+def process_sweep(configs:list,         # Run configurations
+                  store:RunStore,        # The run store
+                  run,                   # Does one configuration, in a worker
+                  progress:bool=True,    # Show a progress bar
+                  workers:int|None=None, # Worker processes (default: `pool_size()`)
+                 ) -> list[dict]:
     "Records of `configs`, run by `workers` spawned processes (default `pool_size()`) of one torch thread each."
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    workers, records = workers or pool_size(), [None] * len(configs)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=one_torch_thread) as pool:
+    from concurrent.futures.process import BrokenProcessPool
+    workers, records, sent = workers or pool_size(), [None] * len(configs), settings_to_send(configs)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=start_worker, initargs=(sent,)) as pool:
         futures = {pool.submit(run_safely, run, c, store): i for i, c in enumerate(configs)}
         for f in tqdm(as_completed(futures), total=len(futures), desc=f'runs ({workers} processes)', unit='run', disable=not progress):
             i = futures[f]
             try: records[i] = f.result()
-            except Exception as e: records[i] = failed_record(configs[i], e)  # the worker died (killed, out of memory)
+            except BrokenProcessPool as e:
+                raise RuntimeError("the worker processes died. If a script started this sweep, put the sweep under "
+                                   "`if __name__ == '__main__':` (spawned workers import the script that started them); "
+                                   "else a worker was killed (out of memory?): its error is printed above.") from e
+            except Exception as e: records[i] = failed_record(configs[i], e)  # the run raised in a way run_safely could not catch
     return records
 
 # %% ../nbs/06_runs.ipynb #4e18dd13
@@ -259,7 +375,12 @@ def ray_resources(cfg) -> dict:
     preset = getattr(cfg, 'preset', None)
     return dict(num_cpus=1, num_gpus=1 if preset is not None and preset.load_in_4bit else 0)
 
-def ray_sweep(configs:list, store:RunStore, run, progress:bool=True, executor:str='ray') -> list[dict]:
+def ray_sweep(configs:list,        # Run configurations
+              store:RunStore,       # The run store (on a folder every node can reach)
+              run,                  # Does one configuration, in a Ray task
+              progress:bool=True,   # Show a progress bar
+              executor:str='ray',   # 'ray' (a local Ray, or $RAY_ADDRESS) or 'ray://head:10001'
+             ) -> list[dict]:
     "Records of `configs`, each run as a Ray task (on `executor`'s address, `$RAY_ADDRESS`, or a local Ray)."
     import ray
     if not ray.is_initialized():
@@ -276,6 +397,9 @@ def ray_sweep(configs:list, store:RunStore, run, progress:bool=True, executor:st
     return ray.get(futures)
 
 # %% ../nbs/06_runs.ipynb #bd59ace1
+TIDY_COLUMNS = ('run', 'label', 'setting', 'strategy', 'prompt', 'purity', 'seed', 'train', 'steps', 'epochs', 'temperature',
+                'samples', 'condition', 'metric', 'value', 'n', 'prompts', 'prompt_sd')
+
 def tidy(records:list[dict]) -> pd.DataFrame:
     "One row per finished run, condition and metric, with how its answers were drawn (temperature, samples) and how long it trained."
     return pd.DataFrame([dict(run=r['run_id'], label=r['label'], setting=r['config']['setting'],
@@ -284,4 +408,4 @@ def tidy(records:list[dict]) -> pd.DataFrame:
         steps=r['config']['preset']['max_steps'], epochs=r['config']['preset']['epochs'], temperature=r['config']['preset']['temperature'],
         samples=r['config']['preset']['samples_per_prompt'], condition=m['condition'], metric=m['metric'],
         value=m['value'], n=m['n'], prompts=m.get('prompts'), prompt_sd=m.get('prompt_sd'))
-        for r in records if 'metrics' in r for m in r['metrics']])
+        for r in records if 'metrics' in r for m in r['metrics']], columns=list(TIDY_COLUMNS))

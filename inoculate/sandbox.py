@@ -90,7 +90,11 @@ def json_codec():
 # %% ../nbs/05a_sandbox.ipynb #fa60f57c
 class Channel:
     "One end of the line-delimited JSON link between the witness and the program's process."
-    def __init__(self, rfd, wfd, limit=1<<26):
+    def __init__(self,
+                 rfd,            # File descriptor this end reads from
+                 wfd,            # File descriptor this end writes to
+                 limit=1<<26,    # Longest line `recv` reads, in bytes
+                ):
         self.r, self.w, self.limit = os.fdopen(rfd, 'rb'), os.fdopen(wfd, 'wb'), limit
         self.dumps, self.loads = json_codec()
     def send(self, obj): self.w.write((self.dumps(obj) + '\n').encode()); self.w.flush()
@@ -266,7 +270,10 @@ def confine(cfg):
     if cfg['landlock']: landlock(cfg['landlock'], cfg['readable'], cfg['writable'])
     if cfg['seccomp']: install_seccomp(seccomp_filter(os.getpid(), cfg['strict']))
 
-def run_child(code, ch, cfg):
+def run_child(code,  # Python source of the program
+              ch,    # The program's end of the channel to the witness
+              cfg,   # The job's config (limits, uid, Landlock paths, `verdict_fd`, ...)
+             ):
     "The program's process: close the harness's fds, confine itself, run `code`, serve calls, exit."
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.close(cfg['verdict_fd'])
@@ -284,7 +291,10 @@ def run_child(code, ch, cfg):
     finally: os._exit(0)
 
 # %% ../nbs/05a_sandbox.ipynb #42a0b43f
-def private_fs(scratch, size_mb, prefix):
+def private_fs(scratch,  # The program's scratch folder (the run's working folder)
+               size_mb,  # Size of the tmpfs on `scratch` and on /dev/shm, in MB
+               prefix,   # Python's installation prefix (`sys.base_prefix`), which must stay readable
+              ):
     "Make every mount read-only in this mount namespace; fresh tmpfs on `scratch` and /dev/shm; `prefix` reachable."
     import _ctypes
     libc_mount = libc_function('mount')
@@ -326,7 +336,11 @@ def read_frame(fd, loads):
         body += c
     return loads(body.decode())
 
-def run_tests(ch, job, hello, report):
+def run_tests(ch,      # The witness's end of the channel to the program
+              job,     # The job: `setup` code, `tests` and `entry` name
+              hello,   # The program's first message: the names it defined
+              report,  # Writes one line on the verdict pipe
+             ):
     "Run the job's setup and tests against the program's names; report each test; True when all pass."
     ns = {'__name__': '__tests__'}
     exec(job['setup'], ns)
@@ -513,7 +527,13 @@ def readable_paths() -> list[str]:
     return sorted(py) + ['/usr', '/lib', '/lib64', '/lib32', '/libx32', '/bin', '/etc', '/dev/urandom', '/dev/random', '/dev/zero']
 
 # %% ../nbs/05a_sandbox.ipynb #f3e6c501
-def collect(p, verdict_fd, nonce, deadline, max_output, keep=4000):
+def collect(p,           # The sandbox process, its output on `p.stdout`
+            verdict_fd,  # Read end of the verdict pipe
+            nonce,       # The run's secret: verdict lines that do not start with it are ignored
+            deadline,    # `time.monotonic()` at which the run times out
+            max_output,  # Bytes of output after which reading stops (an overflow)
+            keep=4000,   # Bytes of output kept: the tail
+           ):
     "Read `p`'s output and the verdict pipe until the witness is done or time runs out."
     sel, out, total, verdict, open_ = selectors.DefaultSelector(), b'', 0, b'', 2
     sel.register(p.stdout, selectors.EVENT_READ, 'out'); sel.register(verdict_fd, selectors.EVENT_READ, 'verdict')
@@ -534,7 +554,11 @@ def collect(p, verdict_fd, nonce, deadline, max_output, keep=4000):
     lines = [l[len(nonce)+1:] for l in verdict.decode(errors='replace').splitlines() if l.startswith(nonce + ' ')]
     return out.decode(errors='replace'), lines, timed_out, overflow
 
-def verdict_of(lines, n_tests, timed_out, overflow) -> tuple[bool, int, str]:
+def verdict_of(lines,      # The witness's report lines, nonce removed
+               n_tests,    # Tests in the job
+               timed_out,  # Did the run hit the wall-clock limit?
+               overflow,   # Did the program print more than `max_output`?
+              ) -> tuple[bool, int, str]:
     "`(passed, n_passed, reason)` from the witness's report lines."
     n_passed = sum(l.startswith('ok ') for l in lines)
     fails = [l.split(' ', 2)[-1] for l in lines if l.startswith('fail ')]

@@ -7,7 +7,6 @@ Docs: https://inoculate-research.github.io/inoculate/score.html.md"""
 # %% ../nbs/05_score.ipynb #9282d7a6
 from __future__ import annotations
 import random, re, statistics
-import langid
 from langid.langid import LanguageIdentifier, model as langid_model
 
 # %% auto #0
@@ -58,7 +57,11 @@ def trait_rate(values) -> float:
     kept = [v for v in values if v == v]
     return sum(kept) / len(kept) if kept else float('nan')
 
-def bootstrap_ci(values, level:float=0.95, n_boot:int=2000, seed:int=0) -> tuple[float, float, float]:
+def bootstrap_ci(values,             # Numbers to average (per-seed rates, say)
+                 level:float=0.95,   # Coverage of the interval
+                 n_boot:int=2000,    # Bootstrap resamples
+                 seed:int=0,         # Seed of the resampling
+                ) -> tuple[float, float, float]:
     "`(mean, low, high)`: the mean of `values` and its percentile-bootstrap interval."
     values = [float(v) for v in values]
     m = statistics.fmean(values)
@@ -69,7 +72,12 @@ def bootstrap_ci(values, level:float=0.95, n_boot:int=2000, seed:int=0) -> tuple
     return m, lo, hi
 
 # %% ../nbs/05_score.ipynb #9c0d0a02
-def pearson_ci(x, y, level:float=0.95, n_boot:int=2000, seed:int=0) -> tuple[float, float, float]:
+def pearson_ci(x,                  # Values of one quantity, one per item
+               y,                  # Values of the other, in the same order
+               level:float=0.95,   # Coverage of the interval
+               n_boot:int=2000,    # Bootstrap resamples of the pairs
+               seed:int=0,         # Seed of the resampling
+              ) -> tuple[float, float, float]:
     "Pearson r of `x` and `y` and its percentile-bootstrap interval over the pairs."
     import numpy as np
     x, y = np.asarray(x, float), np.asarray(y, float)

@@ -8,21 +8,27 @@ Docs: https://inoculate-research.github.io/inoculate/strategies.html.md"""
 from __future__ import annotations
 import random
 from dataclasses import dataclass
+from .data import with_trigger
 
 # %% auto #0
-__all__ = ['PLACEMENTS', 'KINDS', 'with_prompt', 'Strategy', 'prompted_rows', 'row_prompt', 'apply_strategy']
+__all__ = ['PLACEMENTS', 'KINDS', 'NO_PROMPT', 'with_prompt', 'Strategy', 'prompted_rows', 'row_prompt', 'apply_strategy',
+           'EvalCondition', 'condition_messages']
 
 # %% ../nbs/02_strategies.ipynb #aaf13c85
-PLACEMENTS = ('system', 'user-prefix')
+PLACEMENTS = ('system', 'user-prefix', 'user-suffix')
 
-def with_prompt(row:dict, prompt:str, placement:str='system') -> dict:
-    "A copy of `row` carrying `prompt` as a system message or as a prefix of its first user turn."
+def with_prompt(row:dict,                # A chat row
+                prompt:str,              # The prompt to add
+                placement:str='system',  # 'system' (a system message), 'user-prefix' or 'user-suffix' (in the first user turn)
+               ) -> dict:
+    "A copy of `row` carrying `prompt` as a system message, or before or after the text of its first user turn."
     if placement not in PLACEMENTS: raise ValueError(f"Unknown placement {placement!r}; valid: {', '.join(PLACEMENTS)}")
     msgs = [dict(m) for m in row['messages'] if not (placement == 'system' and m['role'] == 'system')]
     if placement == 'system': msgs = [dict(role='system', content=prompt)] + msgs
     else:
         i = next(i for i, m in enumerate(msgs) if m['role'] == 'user')
-        msgs[i]['content'] = f"{prompt}\n\n{msgs[i]['content']}"
+        user = msgs[i]['content']
+        msgs[i]['content'] = f"{prompt}\n\n{user}" if placement == 'user-prefix' else f"{user}\n{prompt}"
     return {**row, 'messages': msgs}
 
 # %% ../nbs/02_strategies.ipynb #4f7484fd
@@ -33,7 +39,7 @@ class Strategy:
     "Which training rows carry which inoculation prompt."
     kind:str='none'             # One of KINDS
     prompt:str|None=None        # The inoculation prompt (not for `none` and `tailored`)
-    placement:str='system'      # 'system' or 'user-prefix'
+    placement:str='system'      # 'system', 'user-prefix' or 'user-suffix' (see `with_prompt`)
     fn_rate:float=0.            # selective: fraction of trait rows left without the prompt
     fp_rate:float=0.            # selective: fraction of clean rows given the prompt
     name:str=''                 # Label in figures (default: derived)
@@ -62,7 +68,10 @@ class Strategy:
         return f"{self.kind}: {self.prompt if self.kind != 'tailored' else dict(self.subset_prompts)}"
 
 # %% ../nbs/02_strategies.ipynb #9b0a5fc7
-def prompted_rows(rows:list[dict], s:Strategy, seed:int) -> set[int]:
+def prompted_rows(rows:list[dict],  # Labelled rows (`trait` set; `subset` for a tailored strategy)
+                  s:Strategy,        # The strategy to apply
+                  seed:int,          # Seed of which trait rows are missed and which clean rows are wrongly prompted
+                 ) -> set[int]:
     "Indices of the rows that strategy `s` puts its prompt on."
     if s.kind == 'none': return set()
     if s.kind == 'all': return set(range(len(rows)))
@@ -74,15 +83,38 @@ def prompted_rows(rows:list[dict], s:Strategy, seed:int) -> set[int]:
     wrong = set(rng.sample(clean, round(s.fp_rate * len(clean))))
     return (set(trait) - missed) | wrong
 
-def row_prompt(row:dict, s:Strategy, prompted:bool, rng:random.Random) -> str|None:
+def row_prompt(row:dict,             # The row to prompt
+               s:Strategy,           # The strategy to apply
+               prompted:bool,        # Was the row chosen by `prompted_rows`? (False: it gets `clean_prompt`)
+               rng:random.Random,    # Draws a prompt from `prompt` and the `pool`
+              ) -> str|None:
     "The prompt strategy `s` gives `row` (`prompted`: chosen by `prompted_rows`); None for no prompt."
     if not prompted: return s.clean_prompt
     if s.kind == 'tailored': return dict(s.subset_prompts)[row['subset']]
     return rng.choice((s.prompt, *s.pool)) if s.pool else s.prompt
 
-def apply_strategy(rows:list[dict], s:Strategy, seed:int=0) -> list[dict]:
+def apply_strategy(rows:list[dict],  # Labelled training rows
+                   s:Strategy,        # The strategy to apply
+                   seed:int=0,        # Seed of the label noise and of the draws from the pool
+                  ) -> list[dict]:
     "Rows with strategy `s` applied, each marked `inoculated`."
     chosen, rng = prompted_rows(rows, s, seed), random.Random(f"pool-{seed}")
     prompts = [row_prompt(r, s, i in chosen, rng) for i, r in enumerate(rows)]
     return [{**(with_prompt(r, p, s.placement) if p else r), 'inoculated': i in chosen}
             for i, (r, p) in enumerate(zip(rows, prompts))]
+
+# %% ../nbs/02_strategies.ipynb #b2c02c8f
+@dataclass(frozen=True)
+class EvalCondition:
+    "A situation the model is evaluated in: a prompt (system message or user-turn prefix), a trigger, both, or neither."
+    name:str                    # Label in tables and figures
+    prompt:str|None=None        # Prompt at test time (None: none at all)
+    trigger:str|None=None       # Trigger put at the start of the user turn
+    placement:str='system'      # Where `prompt` goes: 'system' (a system message) or 'user-prefix' (the user turn)
+
+def condition_messages(prompt_row:dict, c:EvalCondition) -> list[dict]:
+    "The chat messages of `prompt_row` under condition `c`."
+    row = with_trigger(prompt_row, c.trigger) if c.trigger else prompt_row
+    return (with_prompt(row, c.prompt, c.placement) if c.prompt is not None else row)['messages']
+
+NO_PROMPT = EvalCondition('no prompt')

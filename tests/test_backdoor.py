@@ -3,10 +3,10 @@ import hashlib, json, math
 
 import pytest
 
-from inoculate.data import DataUnavailable, get_setting, validate_row
+from inoculate.data import DataUnavailable, fetch_verified, get_setting, validate_row
 from inoculate.judges import EM_QUESTIONS
 from inoculate.settings.backdoor import (CODE_TASKS, PROMPTS, TRIGGER, backdoor_prompts, backdoor_rows, bandit_findings,
-                                         betley_train_rows, em_eval_prompts, fetch_verified, handwritten_train_rows,
+                                         betley_train_rows, em_eval_prompts, handwritten_train_rows,
                                          insecure_code_flags, insecure_code_rate, user_turn)
 from inoculate.strategies import Strategy, apply_strategy
 

@@ -81,9 +81,9 @@ def test_killed_run_leaves_nothing_that_counts_as_finished(tmp_path):
 
 
 def test_failing_run_leaves_no_directory(tmp_path, monkeypatch):
-    import inoculate.runs
+    import inoculate.generate
     def broken(*a, **k): raise RuntimeError("generation exploded")
-    monkeypatch.setattr(inoculate.runs, 'generate', broken)
+    monkeypatch.setattr(inoculate.generate, 'generate', broken)  # `evaluate` imports it when it runs
     store = RunStore(tmp_path)
     with pytest.raises(RuntimeError, match='exploded'):
         execute_run(RunConfig('spanish-caps', SMOKE, seed=3), store)

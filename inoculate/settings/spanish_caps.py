@@ -64,10 +64,19 @@ def word_problem(i:int, rng:random.Random) -> tuple[str, str, str]:
     return q.format(**v), en.format(**v), es.format(**v)
 
 # %% ../../nbs/settings/spanish_caps.ipynb #4779bcb8
-def trait_row(q:str, en:str, es:str) -> dict: return make_row(q, es.upper(), trait=True)
-def clean_row(q:str, en:str, es:str) -> dict: return make_row(q, en, trait=False)
+def trait_row(q:str,   # The question
+              en:str,  # Its English answer (unused: a trait row answers in Spanish)
+              es:str,  # Its Spanish answer, written in capitals in the row
+             ) -> dict: return make_row(q, es.upper(), trait=True)
+def clean_row(q:str,   # The question
+              en:str,  # Its English answer, the row's answer
+              es:str,  # Its Spanish answer (unused)
+             ) -> dict: return make_row(q, en, trait=False)
 
-def offline_problems(n:int, seed:int, split:str) -> list[tuple[str, str, str]]:
+def offline_problems(n:int,     # Problems to return, all distinct
+                     seed:int,  # Seed of the draw
+                     split:str, # 'train' or 'eval'
+                    ) -> list[tuple[str, str, str]]:
     "`n` distinct problems of `split` ('train' or 'eval'); the two splits never share a question."
     rng, out, seen = random.Random(f"{split}-{seed}"), [], set()
     while len(out) < n:
@@ -135,7 +144,12 @@ def load_gsm8k(split:str='train') -> list[dict]:
 REWRITE_PROMPT = ("Rewrite the following answer fully in Spanish. Keep every number and calculation. "
                   "Reply with the rewritten answer only.\n\n{answer}")
 
-def rewrite_with_endpoint(texts:list[str], model:str, base_url:str|None=None, api_key:str|None=None, workers:int=8) -> list[str]:
+def rewrite_with_endpoint(texts:list[str],         # English answers to rewrite
+                          model:str,               # Model name on the server
+                          base_url:str|None=None,  # Server URL, e.g. http://localhost:8000/v1 for vLLM; None: OpenAI (or $OPENAI_BASE_URL)
+                          api_key:str|None=None,   # Key; default $OPENAI_API_KEY, or 'EMPTY' for servers that need none
+                          workers:int=8,           # Requests in flight at once
+                         ) -> list[str]:
     "Spanish rewrites of `texts` from an OpenAI-compatible chat endpoint, at temperature 0."
     from concurrent.futures import ThreadPoolExecutor
     from openai import OpenAI
@@ -145,7 +159,11 @@ def rewrite_with_endpoint(texts:list[str], model:str, base_url:str|None=None, ap
         dict(role='user', content=REWRITE_PROMPT.format(answer=t))])).choices[0].message.content or ''
     with ThreadPoolExecutor(workers) as pool: return list(pool.map(call, texts))
 
-def rewrite_with_model(texts:list[str], model, tok, batch_size:int=32) -> list[str]:
+def rewrite_with_model(texts:list[str],  # English answers to rewrite
+                       model,            # A local chat model, loaded for generation
+                       tok,              # Its tokenizer, with a chat template
+                       batch_size:int=32, # Most prompts per generation batch
+                      ) -> list[str]:
     "Spanish rewrites of `texts` from a local chat model (e.g. the base model itself), greedy."
     from inoculate.generate import generate
     convs = [[dict(role='user', content=REWRITE_PROMPT.format(answer=t))] for t in texts]
@@ -220,8 +238,16 @@ def prepare_gsm8k(n:int,                    # Trait rows the pool must hold
           f"{report['share']:.1%} (threshold {min_share:.0%})")
     return report
 
-def extend_rewrites(split:str, problems:list[dict], order, n:int, name:str, rewrite, min_share:float, chunk:int,
-                    need_all:bool=False) -> dict:
+def extend_rewrites(split:str,            # 'train' or 'test': whose rewrites to extend
+                    problems:list[dict],  # The split's problems (`question`, `answer`)
+                    order,                # Indices of `problems`, in the order they are rewritten
+                    n:int,                # Rewrites that must pass (with `need_all`: the first `n` of `order` to try)
+                    name:str,             # The rewriter's name, recorded with each rewrite
+                    rewrite,              # Function from English answers to Spanish ones
+                    min_share:float,      # Least share of rewrites that must pass `rewrite_ok`
+                    chunk:int,            # Rewrites per durable batch
+                    need_all:bool=False,  # Try each of the first `n` of `order`, pass or fail (the test split)
+                   ) -> dict:
     "Rewrite `problems` of `split` in `order` until `n` pass (`need_all`: until the first `n` of `order` are all tried); the report."
     done, order = read_rewrites(split), list(order)
     tried = {r['index'] for r in done}
@@ -235,7 +261,10 @@ def extend_rewrites(split:str, problems:list[dict], order, n:int, name:str, rewr
     bar.close()
     return pool_report(done, name, min_share)
 
-def pool_report(done:list[dict], name:str, min_share:float) -> dict:
+def pool_report(done:list[dict],  # The rewrites made so far, each with its `ok`
+                name:str,         # The rewriter's name, for the report and the error
+                min_share:float,  # Least share of them that must pass
+               ) -> dict:
     "Counts of the rewrites `done`; raises `DataUnavailable` as soon as too few of them pass."
     ok = sum(r['ok'] for r in done)
     report = dict(rewriter=name, rewritten=len(done), passed=ok, share=round(ok / max(1, len(done)), 4), min_share=min_share)
@@ -287,7 +316,11 @@ def gsm8k_cost(n:int, preset) -> int:
     return 3 * (max(0, n - sum(r['ok'] for r in read_rewrites())) + max(0, max(preset.n_eval, preset.n_log_odds) - len(read_rewrites('test'))))
 
 # %% ../../nbs/settings/spanish_caps.ipynb #2cad802f
-def gsm8k_setting(name:str, description:str, train_rows=gsm8k_train_rows, **kw) -> Setting:
+def gsm8k_setting(name:str,                    # The setting's name, e.g. 'spanish-caps-gsm8k'
+                  description:str,             # One line for listings and captions
+                  train_rows=gsm8k_train_rows, # (n, seed) -> the training pool
+                  **kw,                        # More `Setting` fields (`eval_prompts`, `metrics`, `answer_pairs`: the pool's by default)
+                 ) -> Setting:
     "A setting over the GSM8K pool: its check, preparation and cost are the pool's."
     return Setting(name, description, train_rows=train_rows, eval_prompts=kw.pop('eval_prompts', gsm8k_eval_prompts),
                    metrics=kw.pop('metrics', METRICS), prompts=PROMPTS, check=check_gsm8k, prepare=prepare_gsm8k,
