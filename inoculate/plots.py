@@ -20,7 +20,8 @@ from .score import bootstrap_ci
 # %% auto #0
 __all__ = ['LOG_ODDS_TITLE', 'HEADER', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'elicitation_summary', 'is_log_odds',
            'by_scale', 'panels_per_row', 'facet', 'stack', 'chart_png', 'bar_chart', 'line_chart', 'scatter_chart',
-           'git_state', 'git_sha', 'model_note', 'provenance', 'figure_dir', 'caption_md', 'save_figure']
+           'notebook_sources', 'git_state', 'git_sha', 'model_note', 'provenance', 'figure_dir', 'caption_md',
+           'save_figure']
 
 # %% ../nbs/07_plots.ipynb #e3d99dde
 def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
@@ -159,15 +160,25 @@ def scatter_chart(summary:pd.DataFrame,  # A table with `x`, `mean`, `low`, `hig
     return stack([panels(d, odds) for d, odds in by_scale(summary)], title, (subtitle,) if isinstance(subtitle, str) else tuple(subtitle))
 
 # %% ../nbs/07_plots.ipynb #9c79d965
+def notebook_sources(text:str) -> list:
+    "The cells of a notebook (its JSON `text`) without their outputs: what a change to its code changes."
+    return [(c['cell_type'], ''.join(c['source'])) for c in json.loads(text)['cells']]
+
 def git_state() -> tuple[str, str|None]:
-    "Short commit of the repository and a hash of its uncommitted changes outside `figures/` (None when clean); ('unknown', None) outside git."
+    "Short commit of the repository and a hash of its uncommitted code changes (None when clean); ('unknown', None) outside git."
     try:
         run = lambda *a: subprocess.run(['git', *a], cwd=repo_root(), capture_output=True, text=True, check=True).stdout
-        changed = run('status', '--porcelain', '--', '.', ':!figures')
-        if not changed: return run('rev-parse', '--short', 'HEAD').strip(), None
-        untracked = [l[3:] for l in changed.splitlines() if l.startswith('??')]
-        diff = run('diff', 'HEAD', '--', '.', ':!figures') + ''.join(f"{f}\n{sha256_file(repo_root()/f) if (repo_root()/f).is_file() else 'dir'}\n" for f in untracked)
-        return run('rev-parse', '--short', 'HEAD').strip(), hashlib.sha256(diff.encode()).hexdigest()[:12]
+        sha = run('rev-parse', '--short', 'HEAD').strip()
+        changed = [l[3:].split(' -> ')[-1] for l in run('status', '--porcelain', '--untracked-files=all', '--', '.', ':!figures').splitlines()]
+        def code_changed(f:str) -> bool:  # a notebook whose outputs alone changed (a figure just made) is not a code change
+            if not (f.endswith('.ipynb') and (repo_root()/f).is_file()): return True
+            try: return notebook_sources(run('show', f'HEAD:{f}')) != notebook_sources((repo_root()/f).read_text())
+            except subprocess.CalledProcessError: return True  # a new notebook
+        code = sorted(f for f in changed if code_changed(f))
+        if not code: return sha, None
+        h = hashlib.sha256()
+        for f in code: h.update(f.encode() + b'\0' + ((repo_root()/f).read_bytes() if (repo_root()/f).is_file() else b'(deleted)'))
+        return sha, h.hexdigest()[:12]
     except (subprocess.CalledProcessError, FileNotFoundError, OSError): return 'unknown', None
 
 def git_sha() -> str:

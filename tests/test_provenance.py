@@ -37,9 +37,23 @@ def repo(tmp_path, monkeypatch):
     "A throwaway git repository that `inoculate.plots` takes for the project."
     git = lambda *a: subprocess.run(['git', '-c', 'user.name=t', '-c', 'user.email=t@t', *a], cwd=tmp_path, check=True, capture_output=True)
     (tmp_path/'figures').mkdir(); (tmp_path/'code.py').write_text('x = 1\n'); (tmp_path/'figures'/'f.md').write_text('old\n')
+    (tmp_path/'fig.ipynb').write_text(json.dumps(notebook('x = 1', [])))
     git('init', '-q'); git('add', '.'); git('commit', '-qm', 'start')
     monkeypatch.setattr(plots, 'repo_root', lambda: tmp_path)
     return tmp_path
+
+
+def notebook(source:str, outputs:list) -> dict:
+    return dict(cells=[dict(cell_type='code', source=[source], outputs=outputs, metadata={}, execution_count=None)],
+                metadata={}, nbformat=4, nbformat_minor=5)
+
+
+def test_git_state_ignores_a_notebooks_new_outputs_not_its_code(repo):
+    sha = plots.git_state()[0]
+    (repo/'fig.ipynb').write_text(json.dumps(notebook('x = 1', [dict(output_type='stream', name='stdout', text='1')])))
+    assert plots.git_state() == (sha, None), "a figure notebook that kept its run's outputs is not a code change"
+    (repo/'fig.ipynb').write_text(json.dumps(notebook('x = 2', [])))
+    assert plots.git_state()[1] is not None
 
 
 def test_git_state_sees_code_changes_but_not_figures(repo):
