@@ -309,16 +309,18 @@ def private_fs(scratch,  # The program's scratch folder (the run's working folde
     for point in (scratch, '/dev/shm'):
         if os.path.isdir(point):
             mount(b'tmpfs', point, b'tmpfs', MS_NOSUID | MS_NODEV, f'size={size_mb}m,mode=1777'.encode())
-    ancestors = [p for p in [prefix.rsplit('/', k)[0] for k in range(prefix.count('/') - 1, -1, -1)] if p]
-    blocked = next((a for a in ancestors if not os.stat(a).st_mode & 0o001), None)
-    if blocked:  # e.g. Python under /root/.pyenv: bind the prefix aside, cover `blocked`, move the prefix back
-        aside = scratch + '/.prefix'; os.mkdir(aside)
-        mount(prefix.encode(), aside, None, MS_BIND | MS_REC, None)
-        mount(b'tmpfs', blocked, b'tmpfs', MS_NOSUID | MS_NODEV, b'size=1m,mode=755')
-        os.makedirs(prefix)
-        mount(aside.encode(), prefix, None, MS_MOVE, None)
-        os.rmdir(aside)
-        for point in (prefix, blocked): mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+    def blocked(path):  # the outermost folder above `path` that others may not enter, or None
+        ancestors = [a for a in [path.rsplit('/', k)[0] for k in range(path.count('/') - 1, -1, -1)] if a]
+        return next((a for a in ancestors if not os.stat(a).st_mode & 0o001), None)
+    closed = {p: blocked(p) for p in (scratch, prefix) if blocked(p)}
+    for i, p in enumerate(closed):  # bind each aside on /dev/shm, cover what blocks it, move it back
+        os.mkdir(f'/dev/shm/.aside{i}'); mount(p.encode(), f'/dev/shm/.aside{i}', None, MS_BIND | MS_REC, None)
+    for b in set(closed.values()): mount(b'tmpfs', b, b'tmpfs', MS_NOSUID | MS_NODEV, b'size=1m,mode=755')
+    for i, p in enumerate(closed):
+        os.makedirs(p, exist_ok=True); mount(f'/dev/shm/.aside{i}'.encode(), p, None, MS_MOVE, None)
+        os.rmdir(f'/dev/shm/.aside{i}')
+    for point in [*set(closed.values()), *(p for p in closed if p != scratch)]:
+        mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
     return failed
 
 # %% ../nbs/05a_sandbox.ipynb #dd31c7ec

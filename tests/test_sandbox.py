@@ -44,6 +44,14 @@ def test_hostile_program_is_contained(case, run):
     assert all(r.isolation == isolation_level() for r in run.results)
 
 
+@needs_holding
+def test_scratch_is_writable_under_a_private_tmpdir(base, run):
+    "A caller's TMPDIR that only it may enter (0700): the program still writes its scratch folder (regression)."
+    (base / 'scratch').chmod(0o700)
+    r = run("open('notes.txt', 'w').write('x')\nimport tempfile\ntempfile.mkstemp()\n" + hc.GOOD)
+    assert r.passed, r.reason
+
+
 def test_the_level_is_one_of_three_and_matches_the_protections():
     iso = isolation()
     assert iso['level'] in ('namespaces', 'landlock+seccomp', 'weak')
