@@ -17,13 +17,7 @@ NAMES = [c.__name__ for c in hc.CASES]
 
 def processes_of(uid:int) -> list[str]:
     "Processes whose real uid is `uid`."
-    found = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit(): continue
-        try: status = open(f'/proc/{d}/status').read()
-        except OSError: continue
-        if f'\nUid:\t{uid}\t' in status: found.append(status.split('\n', 1)[0] + f' pid {d}')
-    return found
+    return [status.split('\n', 1)[0] + f' pid {d}' for d, status in hc.proc_files('status') if f'\nUid:\t{uid}\t' in status]
 
 
 @pytest.fixture(scope='module')
