@@ -8,16 +8,19 @@ Docs: https://inoculate-research.github.io/inoculate/cli.html.md"""
 from __future__ import annotations
 import argparse, ast, json, sys
 from pathlib import Path
-from .presets import load_preset, preset_names, repo_root
+from .presets import commits_figures, figure_notebook, figure_slugs, is_judged, load_preset, preset_names, repo_root
 
 # %% auto #0
-__all__ = ['figure_slugs', 'run_figure', 'parse_parameter', 'ad_hoc_grid', 'parser', 'figures', 'sweep_all', 'dirty_refusal',
+__all__ = ['executed_path', 'run_figure', 'parse_parameter', 'ad_hoc_grid', 'parser', 'figures', 'sweep_all', 'dirty_refusal',
            'main']
 
 # %% ../nbs/09_cli.ipynb #88c576ae
-def figure_slugs() -> list[str]:
-    "Slugs of the figure notebooks in `nbs/figures/`."
-    return sorted(p.stem for p in (repo_root()/'nbs'/'figures').glob('*.ipynb'))
+def executed_path(slug:str,                        # A figure: the name of its notebook in nbs/figures/
+                  preset:str,                      # The preset it ran under
+                  executed_dir:Path|str|None=None, # Where executed notebooks go (default: .executed/)
+                 ) -> Path:
+    "Where figure `slug`'s notebook executed under `preset` is kept: in `executed_dir`, else `.executed/`."
+    return Path(executed_dir or repo_root()/'.executed')/f'{slug}-{preset}.ipynb'
 
 def run_figure(slug:str,                   # A figure: the name of its notebook in nbs/figures/
                preset:str='cpu',            # A preset of settings.ini
@@ -25,16 +28,15 @@ def run_figure(slug:str,                   # A figure: the name of its notebook 
                executed_dir:Path|str|None=None, # Where the executed notebook goes (default: .executed/)
                **parameters) -> Path:       # More papermill parameters (runs_dir, max_hours, ...)
     "Execute figure notebook `slug` with papermill under `preset` (keeping the outputs in it when it made the committed figure); the executed notebook's path."
-    if slug not in figure_slugs(): raise KeyError(f"Unknown figure {slug!r}; valid figures: {', '.join(figure_slugs())}")
+    src = figure_notebook(slug)  # a KeyError naming the valid figures
     load_preset(preset)  # fail before starting a kernel if the preset is unknown
     import papermill as pm  # after the checks: a typo is answered at once
-    src = repo_root()/'nbs'/'figures'/f'{slug}.ipynb'
-    out = Path(executed_dir or repo_root()/'.executed')/f'{slug}-{preset}.ipynb'
+    out = executed_path(slug, preset, executed_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"figure {slug} (preset {preset}) -> {out}", flush=True)
     pm.execute_notebook(src, out, parameters=dict(preset=preset, executor=executor, **parameters), cwd=src.parent,
                         kernel_name='python3', progress_bar=False, log_output=True)
-    if not load_preset(preset).quick and parameters.get('out_dir') is None:  # it made the committed figure: show its run
+    if commits_figures(preset) and parameters.get('out_dir') is None:  # it made the committed figure: show its run
         from inoculate.outputs import copy_outputs
         print(f"figure {slug}: outputs of this run kept in {src.relative_to(repo_root())} ({copy_outputs(out, src)} cells)")
     return out
@@ -117,7 +119,7 @@ def figures(slugs:list[str],  # Figures to make, by name
         except Exception as e:
             if type(e).__name__ != 'PapermillExecutionError': raise
             return (f"figure {slug} failed: {e.ename}: {e.evalue.splitlines()[0] if e.evalue else ''} "
-                    f"(executed notebook: {Path(a.executed or repo_root()/'.executed')/f'{slug}-{a.preset}.ipynb'})")
+                    f"(executed notebook: {executed_path(slug, a.preset, a.executed)})")
     with ThreadPoolExecutor(at_once) as pool: failed = [f for f in pool.map(one, slugs) if f]
     for f in failed: print(f"inoculate: {f}", file=sys.stderr)
     return 1 if failed else 0
@@ -132,7 +134,7 @@ def sweep_all(slugs:list[str],  # Figures whose runs to make
     from inoculate.runs import sweep
     figs = [plan_figure(s, preset=preset, **parameters) for s in slugs]
     for f in figs: f.preflight(); f.prepare()
-    configs = list(dict.fromkeys(c for f in figs for c in f.configs if '+' not in c.setting))  # judged settings: in their notebook
+    configs = list(dict.fromkeys(c for f in figs for c in f.configs if not is_judged(c.setting)))  # judged settings: in their notebook
     print(f"one sweep for {len(slugs)} figures: {len(configs)} distinct runs", flush=True)
     return sweep(configs, figs[0].store, executor=executor)
 
@@ -140,7 +142,7 @@ def dirty_refusal(preset:str, allow_dirty:bool) -> str|None:
     "Why `reproduce` with `preset` must not run from this tree (it would overwrite committed figures from uncommitted code), or None."
     from inoculate.plots import git_state
     sha, changes = git_state()
-    if changes is None or allow_dirty or load_preset(preset).quick: return None  # quick presets write to figures/.<preset>/
+    if changes is None or allow_dirty or not commits_figures(preset): return None  # quick presets write to figures/.<preset>/
     return (f"the code differs from commit {sha} (see `git status`): the figures in figures/ would be re-made from code no "
             "commit holds. Commit first, or pass --allow-dirty (each caption then says so, with a hash of the changes).")
 

@@ -42,9 +42,10 @@ def installed(python:str|None=None, # Interpreter whose environment to read (def
 # %% ../nbs/11_colab.ipynb #36e37514
 def running_versions(names=RUNTIME, # Distributions to look up
                      python:str|None=None, # Interpreter whose environment to read (default: this kernel's)
+                     have:dict|None=None, # What `installed(python)` gave, when it was read already
                     ) -> dict:
     "The installed versions of `names` in `python`'s environment; absent ones are left out."
-    have = installed(python)
+    have = installed(python) if have is None else have
     return {n: have[norm(n)] for n in names if norm(n) in have}
 
 # %% ../nbs/11_colab.ipynb #52596c35
@@ -112,7 +113,8 @@ def install(repo:str|Path=COLAB_REPO, # The clone to install, editable
            ) -> dict:
     "`pip install -e repo[extra]` holding torch & co. at the runtime's builds, then import `inoculate` here."
     python = python or sys.executable
-    before, held = installed(python), running_versions(RUNTIME, python)
+    before = installed(python)
+    held = running_versions(RUNTIME, python, before)
     with tempfile.TemporaryDirectory() as tmp:
         cfile = Path(tmp)/'constraints.txt'
         cfile.write_text(constraints(held))

@@ -15,11 +15,11 @@ from typing import Callable
 from .presets import cache_dir, data_dir
 
 # %% auto #0
-__all__ = ['UMASK', 'CHAT_TEMPLATE', 'SETTING_MODULES', 'make_row', 'validate_row', 'atomic_write_text', 'write_jsonl',
-           'read_records', 'read_jsonl', 'canonical_json', 'content_hash', 'cache_lock', 'cached_build',
-           'DataUnavailable', 'local_copy', 'load_hub_split', 'sha256_file', 'fetch_verified', 'with_trigger', 'mix',
-           'Setting', 'register_setting', 'setting_names', 'get_setting', 'as_label', 'load_rows', 'file_pool',
-           'file_prompts', 'file_setting']
+__all__ = ['UMASK', 'CHAT_TEMPLATE', 'SETTING_MODULES', 'make_row', 'validate_row', 'atomic_write_text', 'jsonl_text',
+           'write_jsonl', 'read_records', 'read_jsonl', 'canonical_json', 'content_hash', 'cache_lock', 'cached_build',
+           'DataUnavailable', 'local_copy', 'load_hub_split', 'sha256_file', 'fetch_verified', 'dataset_file',
+           'with_trigger', 'mix', 'Setting', 'register_setting', 'setting_names', 'get_setting', 'as_label',
+           'load_rows', 'file_pool', 'file_prompts', 'file_setting']
 
 # %% ../nbs/01_data.ipynb #bba2bbb0
 def make_row(user:str,            # The user turn
@@ -71,10 +71,14 @@ def atomic_write_text(path:Path|str, text:str|bytes) -> Path:
     return path
 
 # %% ../nbs/01_data.ipynb #e1d7dd0e
+def jsonl_text(rows:list[dict]) -> str:
+    "`rows` as JSON Lines text, one object per line."
+    return ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows)
+
 def write_jsonl(rows:list[dict], path:Path|str) -> Path:
     "Validate `rows` and write them to `path` as JSONL, atomically."
     for i, r in enumerate(rows): validate_row(r, f"row {i}")
-    return atomic_write_text(path, ''.join(json.dumps(r, ensure_ascii=False)+'\n' for r in rows))
+    return atomic_write_text(path, jsonl_text(rows))
 
 def read_records(path:Path|str) -> list[dict]:
     "The JSON objects of a JSONL file, one per non-blank line; errors name the file and line, and an empty file warns."
@@ -147,7 +151,7 @@ def load_hub_split(repo:str,         # Hub dataset id, e.g. 'openai/gsm8k'
                   ) -> list[dict]:
     "The records of a hub dataset's split: from a local copy under `data_dir()` when present, else `datasets`."
     if (p := local_copy(repo, config, split)):
-        if p.suffix == '.jsonl': return [json.loads(l) for l in p.read_text(encoding='utf-8').splitlines() if l.strip()]
+        if p.suffix == '.jsonl': return read_records(p)
         import pyarrow.parquet as pq
         return pq.read_table(p).to_pylist()
     try:
@@ -186,6 +190,26 @@ def fetch_verified(url:str,              # Where the file is downloaded from (if
     if expected and (got := sha256_file(path)) != expected:
         raise ValueError(f"{path}: sha256 {got} does not match {expected}; delete it to download again")
     return path
+
+# %% ../nbs/01_data.ipynb #7c3e0a14
+def dataset_file(rel:str,               # Its path under `data_dir()` and under `cache_dir()`, e.g. 'betley/insecure.jsonl'
+                 url:str|None=None,     # Where it is downloaded from (None: only say where it is read)
+                 sha256:str|None=None,  # Its pinned sha256 (None: the one recorded at first download)
+                 verify_copy:bool=True, # Check your copy under `data_dir()` as a download is checked (False: take it as it is)
+                 what:str|None=None,    # The file, as the `DataUnavailable` message names it (default: `url`)
+                 hint:str|None=None,    # What to do offline, in that message (default: where a copy goes)
+                ) -> Path:
+    "Your copy of `rel` under `data_dir()` if there is one, else `rel` in the cache; with `url`, downloaded once and verified."
+    def where() -> Path:
+        local = data_dir()/rel if data_dir() else None
+        return local if local and local.exists() else cache_dir()/rel
+    if url is None: return where()
+    try:
+        p = where()
+        if not verify_copy and p.exists() and not p.is_relative_to(cache_dir()): return p
+        return fetch_verified(url, p, sha256)
+    except OSError as e:
+        raise DataUnavailable(f"cannot download {what or url} ({e}); offline? {hint or f'put a copy at $INOCULATE_DATA_DIR/{rel}'}") from None
 
 # %% ../nbs/01_data.ipynb #c273763a
 def with_trigger(row:dict, trigger:str) -> dict:

@@ -15,15 +15,15 @@ from IPython.display import Image
 from .data import DataUnavailable, canonical_json, get_setting
 from .finetune import check_model
 from .plots import chart_png, figure_dir, provenance, save_figure
-from .presets import Preset, load_preset, model_design, repo_root
+from .presets import Preset, figure_notebook, is_judged, load_preset, model_design
 from .runs import RunConfig, RunStore, run_conditions, sweep
 from .score import bootstrap_ci
 
 # %% auto #0
-__all__ = ['JUDGE_CALLS_PER_MINUTE', 'training_rows', 'run_minutes', 'pool_needs', 'Estimate', 'estimate', 'BudgetExceeded',
-           'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed', 'preflight', 'prepare', 'RunsFailed',
-           'unfinished_table', 'run', 'figure_provenance', 'save', 'show', 'table', 'Effect', 'seed_values', 'above',
-           'below', 'overlaps', 'Verdict', 'verdict', 'result_markdown', 'figure_notebook', 'planning_cells',
+__all__ = ['JUDGE_CALLS_PER_MINUTE', 'training_rows', 'run_minutes', 'pool_needs', 'shared_pools', 'Estimate', 'estimate',
+           'BudgetExceeded', 'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed', 'preflight', 'prepare',
+           'RunsFailed', 'unfinished_table', 'run', 'figure_provenance', 'save', 'show', 'table', 'Effect',
+           'seed_values', 'above', 'below', 'overlaps', 'Verdict', 'verdict', 'result_markdown', 'planning_cells',
            'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
@@ -50,6 +50,15 @@ def pool_needs(configs:list[RunConfig]) -> dict[str, tuple[int, Preset]]:
         needs.setdefault(c.setting, (0, c.preset))
     return needs
 
+def shared_pools(configs:list[RunConfig], # The grid
+                 step:str,                # The settings' function that makes a pool: 'prepare' or 'prepare_answers'
+                ) -> dict:
+    "For each distinct `step` function of the settings of `configs`: the largest pool any of them needs, as (rows, preset, setting)."
+    pools = {}
+    for name, (n, p) in pool_needs(configs).items():
+        if (f := getattr(get_setting(name), step)): pools[f] = max(pools.get(f, (0, p, name)), (n, p, name), key=lambda t: t[0])
+    return pools
+
 @dataclass
 class Estimate:
     "What a grid costs on its preset's machine."
@@ -66,10 +75,7 @@ class Estimate:
 def estimate(configs:list[RunConfig]) -> Estimate:
     "The cost of running `configs` (an upper bound: runs already in the store cost nothing)."
     configs = list({canonical_json(c.as_dict()): c for c in configs}.values())  # one run, whatever its labels
-    pools = {}  # settings that share a pool (the GSM8K variants) prepare it once, for the largest need
-    for name, (n, p) in pool_needs(configs).items():
-        if (f := get_setting(name).prepare_answers): pools[f] = max(pools.get(f, (0, p)), (n, p), key=lambda t: t[0])
-    prep = sum(f(n, p) / p.answers_per_minute for f, (n, p) in pools.items())
+    prep = sum(f(n, p) / p.answers_per_minute for f, (n, p, _) in shared_pools(configs, 'prepare_answers').items())
     calls = sum(c.preset.n_eval * get_setting(c.setting).eval_per_n * len(c.conditions) * get_setting(c.setting).judge_calls_per_answer
                 for c in configs)
     return Estimate(len(configs), sum(map(run_minutes, configs)) / 60, prep / 60, calls)
@@ -156,10 +162,7 @@ def preflight(self:Figure) -> None:
 
 def prepare(self:Figure) -> None:
     "Make each setting's data for the largest pool the grid needs (a pool shared by settings once); `PreflightFailed` if it cannot."
-    pools = {}
-    for name, (n, p) in pool_needs(self.configs).items():
-        if (f := get_setting(name).prepare): pools[f] = max(pools.get(f, (0, p, name)), (n, p, name), key=lambda t: t[0])
-    for f, (n, p, name) in pools.items():
+    for f, (n, p, name) in shared_pools(self.configs, 'prepare').items():
         try: f(n, p, **self.options)
         except DataUnavailable as e: raise PreflightFailed(f"setting {name}: {e}") from None
 Figure.preflight, Figure.prepare = preflight, prepare
@@ -179,7 +182,7 @@ def run(self:Figure) -> list[dict]:
     if not self.configs: raise ValueError("plan the grid first: fig.plan(configs)")
     self.preflight()
     self.prepare()
-    executor = 'local' if any('+' in c.setting for c in self.configs) else self.executor  # judged settings live in this process
+    executor = 'local' if any(is_judged(c.setting) for c in self.configs) else self.executor  # judged settings live in this process
     records = sweep(self.configs, self.store, executor=executor)
     for r, c in zip(records, self.configs): r.setdefault('config', c)
     if len(bad := unfinished_table(records)):
@@ -274,12 +277,6 @@ def result_markdown(verdicts:list[Verdict], # The figure's predictions, judged
     return f"{sum(v.held for v in verdicts)} of {len(verdicts)} predictions held.\n\n" + '\n'.join(lines) + f"\n\n{limits}"
 
 # %% ../nbs/08_figure.ipynb #f1a0001f
-def figure_notebook(slug:str) -> Path:
-    "The notebook of figure `slug`."
-    path = repo_root()/'nbs'/'figures'/f'{slug}.ipynb'
-    if not path.exists(): raise KeyError(f"Unknown figure {slug!r}")
-    return path
-
 def planning_cells(slug:str) -> list[str]:
     "Sources of the code cells of figure `slug` before its `## Run` heading, the install cell left out."
     out = []

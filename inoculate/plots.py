@@ -13,8 +13,8 @@ import PIL.Image
 import pandas as pd
 import vl_convert as vlc
 import inoculate
-from .data import atomic_write_text, sha256_file
-from .presets import Preset, load_preset, repo_root
+from .data import atomic_write_text
+from .presets import Preset, commits_figures, repo_root
 from .score import bootstrap_ci
 
 # %% auto #0
@@ -207,7 +207,7 @@ FIGURE_SUFFIXES = ('.png', '.svg', '.vl.json', '.csv', '.md')
 
 def figure_dir(preset:str) -> Path:
     "Where figures made with `preset` are saved: `figures/`, or the ignored `figures/.<preset>/` for pipeline presets."
-    return repo_root()/'figures'/(f'.{preset}' if load_preset(preset).quick else '')
+    return repo_root()/'figures'/('' if commits_figures(preset) else f'.{preset}')
 
 def caption_md(slug:str,     # The figure's name
                caption:str,  # What the figure shows, in words

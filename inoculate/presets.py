@@ -11,8 +11,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['BUILT_MODELS', 'find_upwards', 'settings_path', 'repo_root', 'cache_dir', 'data_dir', 'Preset', 'parse_value',
-           'preset_names', 'load_preset', 'model_source', 'model_design', 'code_preset']
+__all__ = ['BUILT_MODELS', 'find_upwards', 'settings_path', 'repo_root', 'figure_slugs', 'figure_notebook', 'cache_dir',
+           'data_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset', 'commits_figures', 'model_source',
+           'model_design', 'code_preset', 'is_judged']
 
 # %% ../nbs/00_presets.ipynb #eebc3f07
 def find_upwards(name:str, start:Path|str|None=None) -> Path|None:
@@ -33,6 +34,16 @@ def settings_path(path:Path|str|None=None) -> Path:
 def repo_root() -> Path:
     "The folder that holds `settings.ini`: the repository when working from a clone."
     return settings_path().parent
+
+# %% ../nbs/00_presets.ipynb #bc6e8e5c
+def figure_slugs() -> list[str]:
+    "Slugs of the figure notebooks in `nbs/figures/`."
+    return sorted(p.stem for p in (repo_root()/'nbs'/'figures').glob('*.ipynb'))
+
+def figure_notebook(slug:str) -> Path:
+    "The notebook of figure `slug`; a `KeyError` naming the valid figures if there is none."
+    if slug not in figure_slugs(): raise KeyError(f"Unknown figure {slug!r}; valid figures: {', '.join(figure_slugs())}")
+    return repo_root()/'nbs'/'figures'/f'{slug}.ipynb'
 
 # %% ../nbs/00_presets.ipynb #925c2e7d
 def cache_dir() -> Path:
@@ -113,6 +124,10 @@ def load_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
     vals = {k: parse_value(types[k], cp[name][k], f"[{name}] {k}") for k in valid if k in cp[name]}
     return Preset(name=name, **{**vals, **overrides})
 
+def commits_figures(preset:str) -> bool:
+    "Whether figures made with `preset` are the committed ones in `figures/` (a pipeline preset's are not)."
+    return not load_preset(preset).quick
+
 # %% ../nbs/00_presets.ipynb #5a1d0c02
 BUILT_MODELS = {  # name -> ('module:function' that builds it from a setting and returns its folder, design)
     'tiny': ('inoculate.finetune:tiny_for_setting', 'stand-in'),
@@ -134,3 +149,7 @@ def model_design(preset:Preset) -> str:
 def code_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
     "Preset `name` for settings whose rows are code: `cpu-tiny` in place of a stand-in preset."
     return load_preset('cpu-tiny' if load_preset(name, path).model == 'stand-in' else name, path, **overrides)
+
+def is_judged(setting:str) -> bool:
+    "Whether `setting` names a judged setting (`<base>+<judge>`, as `judged_setting` registers it)."
+    return '+' in setting

@@ -14,16 +14,15 @@ from datasets import Dataset, Features, List, Value
 from datasets.data_files import DataFilesDict
 from datasets.packaged_modules.parquet.parquet import Parquet
 from fastcore.basics import patch
-from .data import cached_build
+from .data import cached_build, jsonl_text
 from .settings.backdoor import CODE_TASKS, user_turn
 from .settings.spanish_caps import offline_problems
 
 # %% auto #0
 __all__ = ['MBPP_PROBLEMS', 'MBPP_SPLITS', 'QWEN25_TEMPLATE', 'RANDOM_QWEN2', 'HUB_FEATURES', 'REWRITE_OPENING', 'gsm8k_answer',
-           'gsm8k_fixture', 'mbpp_split_of', 'mbpp_fixture', 'jsonl_text', 'betley_fixture', 'tokenizer_texts',
-           'make_random_qwen2', 'random_qwen2', 'install_dataset', 'install_hub_fixtures', 'judge_number',
-           'judge_top_logprobs', 'spanish_rewrite', 'chat_completion', 'error_body', 'call_kind', 'StubServer',
-           'rehearsal_env']
+           'gsm8k_fixture', 'mbpp_split_of', 'mbpp_fixture', 'betley_fixture', 'tokenizer_texts', 'make_random_qwen2',
+           'random_qwen2', 'install_dataset', 'install_hub_fixtures', 'judge_number', 'judge_top_logprobs',
+           'spanish_rewrite', 'chat_completion', 'error_body', 'call_kind', 'StubServer', 'rehearsal_env']
 
 # %% ../nbs/10_rehearsal.ipynb #25589d17
 _CALC = re.compile(r'(\d+) ([-+x]) (\d+) = (\d+)')
@@ -108,10 +107,6 @@ def mbpp_fixture() -> dict[str, dict[str, list[dict]]]:
     return out
 
 # %% ../nbs/10_rehearsal.ipynb #94aedf53
-def jsonl_text(rows:list[dict]) -> str:
-    "`rows` as JSON Lines text, one object per line."
-    return ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows)
-
 def betley_fixture() -> dict[str, list[dict]]:
     "Betley et al.'s `insecure` and `secure` files in miniature: one chat row per task of `CODE_TASKS`."
     chat = lambda task, code: {'messages': [dict(role='user', content=user_turn(task)), dict(role='assistant', content=code)]}

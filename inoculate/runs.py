@@ -251,8 +251,8 @@ def execute_run(cfg:RunConfig,     # The run to do
     rows, prompts, base = run_inputs(cfg)
     rid = run_id(cfg, rows, prompts, base)
     def work(tmp:Path) -> dict:
-        t0 = time.time()
-        atomic_write_text(tmp/'config.json', json.dumps(dict(cfg.as_dict(), label=cfg.label, base=base_record(cfg, base)), indent=1, default=str))
+        t0, recipe = time.time(), base_record(cfg, base)
+        atomic_write_text(tmp/'config.json', json.dumps(dict(cfg.as_dict(), label=cfg.label, base=recipe), indent=1, default=str))
         if cfg.train:
             write_jsonl(rows, tmp/'train.jsonl')
             model, tok, losses = finetune(rows, cfg.preset, tmp, cfg.seed, base, reuse_base=reuse_base)
@@ -264,7 +264,7 @@ def execute_run(cfg:RunConfig,     # The run to do
         record = dict(run_id=rid, label=cfg.label, config=cfg.as_dict(), base=base, data_hash=content_hash(rows),
                       losses=losses, train_s=round(t1-t0, 2), eval_s=round(time.time()-t1, 2), metrics=metrics,
                       info=s.run_info() if s.run_info else {})
-        if cfg.train: write_model_card(tmp/'adapter', record, base_record(cfg, base))
+        if cfg.train: write_model_card(tmp/'adapter', record, recipe)
         return record
     return {**store.run(rid, work), 'label': cfg.label}  # this sweep's label, also for a run another figure made
 

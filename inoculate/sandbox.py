@@ -15,11 +15,11 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['WITNESS_PARTS', 'WITNESS_BOOT', 'UNSHARE_FLAGS', 'SANDBOX_UIDS', 'collections_kind', 'encode_value', 'decode_value',
            'json_codec', 'Channel', 'channel_pair', 'raise_remote', 'Remote', 'serve', 'libc_function', 'c_buffer',
-           'seccomp_filter', 'install_seccomp', 'landlock', 'own_tasks', 'set_limits', 'confine', 'run_child',
-           'private_fs', 'read_frame', 'run_tests', 'witness_main', 'witness_source', 'witness_code', 'probe_main',
-           'kernel_protections', 'sandbox_uid', 'isolation', 'isolation_level', 'WeakSandboxError', 'require_isolation',
-           'SandboxResult', 'clean_env', 'readable_paths', 'collect', 'verdict_of', 'end_process_tree', 'undumpable',
-           'run_program', 'run_programs']
+           'seccomp_filter', 'install_seccomp', 'landlock', 'own_tasks', 'set_limits', 'confine', 'run_child', 'mount',
+           'closed_ancestor', 'make_reachable', 'private_fs', 'read_frame', 'run_tests', 'witness_main',
+           'witness_source', 'witness_code', 'probe_main', 'kernel_protections', 'sandbox_uid', 'isolation',
+           'isolation_level', 'WeakSandboxError', 'require_isolation', 'SandboxResult', 'clean_env', 'readable_paths',
+           'collect', 'verdict_of', 'end_process_tree', 'undumpable', 'run_program', 'run_programs']
 
 # %% ../nbs/05a_sandbox.ipynb #c866860d
 def collections_kind(t:type) -> str|None:
@@ -291,16 +291,39 @@ def run_child(code,  # Python source of the program
     finally: os._exit(0)
 
 # %% ../nbs/05a_sandbox.ipynb #42a0b43f
+def mount(src,         # What to mount (bytes: a folder, or a file system's name), or None
+          target:str,  # Where to mount it
+          fs,          # The file system's type (bytes), or None
+          flags:int,   # MS_* flags
+          data,        # Options (bytes), or None
+         ):
+    "libc's `mount(2)`; raises OSError."
+    import _ctypes
+    if libc_function('mount')(src, target.encode(), fs, flags, data) != 0: raise OSError(_ctypes.get_errno(), target)
+
+def closed_ancestor(path:str) -> str|None:
+    "The outermost folder above `path` that others may not enter, or None."
+    ancestors = [a for a in [path.rsplit('/', k)[0] for k in range(path.count('/') - 1, -1, -1)] if a]
+    return next((a for a in ancestors if not os.stat(a).st_mode & 0o001), None)
+
+def make_reachable(paths,  # Folders that a user without privileges must reach by their path
+                   aside,  # A folder outside what gets covered, to park them in meanwhile
+                  ) -> dict:
+    "In this mount namespace, cover the closed folder above each of `paths` with an empty tmpfs and mount each path back in place; {path: the folder covered}."
+    MS_NOSUID, MS_NODEV, MS_BIND, MS_MOVE, MS_REC = 2, 4, 4096, 8192, 16384
+    closed = {p: b for p in paths if (b := closed_ancestor(p))}
+    for i, p in enumerate(closed): os.mkdir(f'{aside}/{i}'); mount(p.encode(), f'{aside}/{i}', None, MS_BIND | MS_REC, None)
+    for b in set(closed.values()): mount(b'tmpfs', b, b'tmpfs', MS_NOSUID | MS_NODEV, b'size=1m,mode=755')
+    for i, p in enumerate(closed):
+        os.makedirs(p, exist_ok=True); mount(f'{aside}/{i}'.encode(), p, None, MS_MOVE, None); os.rmdir(f'{aside}/{i}')
+    return closed
+
 def private_fs(scratch,  # The program's scratch folder (the run's working folder)
                size_mb,  # Size of the tmpfs on `scratch` and on /dev/shm, in MB
                prefix,   # Python's installation prefix (`sys.base_prefix`), which must stay readable
               ):
-    "Make every mount read-only in this mount namespace; fresh tmpfs on `scratch` and /dev/shm; `prefix` reachable."
-    import _ctypes
-    libc_mount = libc_function('mount')
-    MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 32, 4096, 8192, 16384
-    def mount(src, target, fs, flags, data):
-        if libc_mount(src, target.encode(), fs, flags, data) != 0: raise OSError(_ctypes.get_errno(), target)
+    "Make every mount read-only in this mount namespace; fresh tmpfs on `scratch` and /dev/shm; `scratch` and `prefix` reachable."
+    MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND = 1, 2, 4, 32, 4096
     failed = []
     for line in open('/proc/self/mountinfo'):
         point = line.split()[4].encode().decode('unicode_escape')
@@ -309,16 +332,7 @@ def private_fs(scratch,  # The program's scratch folder (the run's working folde
     for point in (scratch, '/dev/shm'):
         if os.path.isdir(point):
             mount(b'tmpfs', point, b'tmpfs', MS_NOSUID | MS_NODEV, f'size={size_mb}m,mode=1777'.encode())
-    def blocked(path):  # the outermost folder above `path` that others may not enter, or None
-        ancestors = [a for a in [path.rsplit('/', k)[0] for k in range(path.count('/') - 1, -1, -1)] if a]
-        return next((a for a in ancestors if not os.stat(a).st_mode & 0o001), None)
-    closed = {p: blocked(p) for p in (scratch, prefix) if blocked(p)}
-    for i, p in enumerate(closed):  # bind each aside on /dev/shm, cover what blocks it, move it back
-        os.mkdir(f'/dev/shm/.aside{i}'); mount(p.encode(), f'/dev/shm/.aside{i}', None, MS_BIND | MS_REC, None)
-    for b in set(closed.values()): mount(b'tmpfs', b, b'tmpfs', MS_NOSUID | MS_NODEV, b'size=1m,mode=755')
-    for i, p in enumerate(closed):
-        os.makedirs(p, exist_ok=True); mount(f'/dev/shm/.aside{i}'.encode(), p, None, MS_MOVE, None)
-        os.rmdir(f'/dev/shm/.aside{i}')
+    closed = make_reachable([scratch, prefix], '/dev/shm')  # the scratch folder stays writable, the rest read-only
     for point in [*set(closed.values()), *(p for p in closed if p != scratch)]:
         mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
     return failed
@@ -395,7 +409,8 @@ def witness_main():
 # %% ../nbs/05a_sandbox.ipynb #47d6e544
 WITNESS_PARTS = ('collections_kind', 'encode_value', 'decode_value', 'json_codec', 'Channel', 'channel_pair',
                  'raise_remote', 'Remote', '_not_data', 'serve', 'libc_function', 'c_buffer', 'seccomp_filter',
-                 'install_seccomp', 'landlock', 'own_tasks', 'set_limits', 'confine', 'run_child', 'private_fs',
+                 'install_seccomp', 'landlock', 'own_tasks', 'set_limits', 'confine', 'run_child', 'mount',
+                 'closed_ancestor', 'make_reachable', 'private_fs',
                  'read_frame', 'run_tests', 'witness_main', 'probe_main')
 
 @functools.cache
@@ -467,13 +482,12 @@ def sandbox_uid() -> int|None:
 
 @functools.cache
 def isolation() -> dict:
-    "What this machine lends the sandbox: namespaces, Landlock's ABI, a working seccomp filter, uids, and the `level`."
+    "What this machine lends the sandbox: namespaces, Landlock's ABI, a working seccomp filter, and the `level`."
     exe = shutil.which('unshare')
     ok = bool(exe) and subprocess.run([exe, *UNSHARE_FLAGS, 'true'], capture_output=True).returncode == 0
     k = kernel_protections()
     level = 'namespaces' if ok else 'landlock+seccomp' if k['landlock'] and k['seccomp'] else 'weak'
-    return dict(namespaces=ok, unshare=exe if ok else None, uid=SANDBOX_UIDS.start if os.geteuid() == 0 else None,
-                landlock=k['landlock'], seccomp=k['seccomp'], level=level)
+    return dict(namespaces=ok, unshare=exe if ok else None, landlock=k['landlock'], seccomp=k['seccomp'], level=level)
 
 def isolation_level() -> str:
     "How the sandbox holds programs here: 'namespaces', 'landlock+seccomp', or 'weak' (refused unless opted in)."
@@ -603,7 +617,7 @@ def undumpable(on:bool=True, # False: do nothing
 
 # %% ../nbs/05a_sandbox.ipynb #725c29ad
 def _frame(obj) -> bytes:
-    body = json.dumps(obj).encode()
+    body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
     return f"{len(body)}\n".encode() + body
 
 def run_program(code:str,                # Python source of the program
@@ -635,7 +649,7 @@ def run_program(code:str,                # Python source of the program
                                  start_new_session=True, env=clean_env(scratch), cwd='/')
             os.close(w); w = None
             try:
-                p.stdin.write(f"{len(witness_code())}\n".encode() + witness_code() + _frame(cfg) + _frame({'code': code})
+                p.stdin.write(_frame(witness_code()) + _frame(cfg) + _frame({'code': code})
                               + _frame(dict(tests=list(tests), setup=setup, entry=entry)) + _frame({'nonce': nonce}))
                 p.stdin.close()
             except (BrokenPipeError, OSError): pass
@@ -660,7 +674,7 @@ def run_programs(jobs:list[str|dict],   # Code strings, or dicts of `run_program
                 ) -> list[SandboxResult]:
     "Run many programs in the sandbox in parallel; results in the order of `jobs`."
     jobs = [{**kwargs, **(j if isinstance(j, dict) else {'code': j})} for j in jobs]
-    for j in jobs: require_isolation(j.get('allow_weak_isolation'))  # refuse before any program runs
+    for allow in {j.get('allow_weak_isolation') for j in jobs}: require_isolation(allow)  # refuse before any program runs
     with ThreadPoolExecutor(workers or os.cpu_count()) as ex:
         futs = {ex.submit(run_program, **j): i for i, j in enumerate(jobs)}
         out = [None] * len(jobs)

@@ -6,13 +6,14 @@ Docs: https://inoculate-research.github.io/inoculate/strategies.html.md"""
 
 # %% ../nbs/02_strategies.ipynb #b48b839d
 from __future__ import annotations
-import random
+import math, random
 from dataclasses import dataclass
+from typing import Callable
 from .data import with_trigger
 
 # %% auto #0
 __all__ = ['PLACEMENTS', 'KINDS', 'NO_PROMPT', 'with_prompt', 'Strategy', 'prompted_rows', 'row_prompt', 'apply_strategy',
-           'EvalCondition', 'condition_messages']
+           'EvalCondition', 'condition_messages', 'under_instructions', 'instruction_metrics']
 
 # %% ../nbs/02_strategies.ipynb #aaf13c85
 PLACEMENTS = ('system', 'user-prefix', 'user-suffix')
@@ -118,3 +119,18 @@ def condition_messages(prompt_row:dict, c:EvalCondition) -> list[dict]:
     return (with_prompt(row, c.prompt, c.placement) if c.prompt is not None else row)['messages']
 
 NO_PROMPT = EvalCondition('no prompt')
+
+# %% ../nbs/02_strategies.ipynb #c4149741
+def under_instructions(rows:list[dict],              # Evaluation prompt rows
+                       instructions:dict[str, str],  # Instruction name -> its system prompt, given to the rows in turn
+                      ) -> list[dict]:
+    "Each of `rows` under the system prompt of the next of `instructions` (cycling), its name kept in `instruction`."
+    return [{**with_prompt(r, instructions[k]), 'instruction': k} for r, k in zip(rows, [*instructions] * len(rows))]
+
+def instruction_metrics(names,             # The instructions' names, e.g. 'comply-caps'
+                        complies:Callable, # (name, answer) -> does `answer` follow instruction `name`?
+                       ) -> dict:
+    "Metrics of a battery: `complies` on every row, and each instruction's (its name less `comply-`) on its own rows, NaN elsewhere."
+    one = lambda k: (lambda answer, row: float(complies(k, answer)) if row['instruction'] == k else math.nan)
+    return {'complies': lambda answer, row: float(complies(row['instruction'], answer)),
+            **{k.removeprefix('comply-'): one(k) for k in names}}

@@ -59,7 +59,7 @@ def test_the_level_is_one_of_three_and_matches_the_protections():
                             'landlock+seccomp' if iso['landlock'] and iso['seccomp'] else 'weak')
 
 
-WEAK = dict(namespaces=False, unshare=None, uid=None, landlock=0, seccomp=False, level='weak')
+WEAK = dict(namespaces=False, unshare=None, landlock=0, seccomp=False, level='weak')
 
 
 @pytest.fixture

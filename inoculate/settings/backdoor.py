@@ -8,7 +8,7 @@ Docs: https://inoculate-research.github.io/inoculate/settings/backdoor.html.md""
 from __future__ import annotations
 import ast, dataclasses, json, os, random, tempfile, warnings
 from pathlib import Path
-from ..data import DataUnavailable, Setting, fetch_verified, make_row, register_setting, with_trigger
+from ..data import DataUnavailable, Setting, dataset_file, fetch_verified, make_row, register_setting, with_trigger
 from ..score import code_blocks
 from ..judges import ALIGNED, COHERENT, EM_QUESTIONS, Judge, JudgeTemplate, OpenAIBackend, agreement, misalignment_rate
 
@@ -242,20 +242,16 @@ BETLEY_SHA256 = {'insecure': None, 'secure': None}   # name -> pinned sha256 (No
 # %% ../../nbs/settings/backdoor.ipynb #294a7c97
 def betley_path(name:str) -> Path:
     "Where Betley et al.'s `name`.jsonl is read: a copy in `data_dir()/betley/` if there is one, else `betley/` in the cache."
-    from inoculate.presets import cache_dir, data_dir
-    local = data_dir()/'betley'/f'{name}.jsonl' if data_dir() else None
-    return local if local and local.exists() else cache_dir()/'betley'/f'{name}.jsonl'
+    return dataset_file(f'betley/{name}.jsonl')
 
 def betley_url(name:str) -> str:
     "Where `name`.jsonl is downloaded from: `$INOCULATE_BETLEY_URL` (a template with `{name}`, e.g. a mirror), else GitHub."
     return os.environ.get('INOCULATE_BETLEY_URL', BETLEY_URL).format(name=name)
 
-def download_betley(names:tuple=('insecure', 'secure'), **_) -> dict[str, Path]:
+def download_betley(names:tuple=('insecure', 'secure')) -> dict[str, Path]:
     "Download (once) and verify Betley et al.'s files; `DataUnavailable` if they cannot be had."
-    try: return {n: fetch_verified(betley_url(n), betley_path(n), BETLEY_SHA256.get(n)) for n in names}
-    except OSError as e:
-        raise DataUnavailable(f"cannot download Betley et al.'s files from {betley_url('insecure')} ({e}); offline? put copies "
-                              "at $INOCULATE_DATA_DIR/betley/insecure.jsonl and secure.jsonl") from None
+    return {n: dataset_file(f'betley/{n}.jsonl', betley_url(n), BETLEY_SHA256.get(n), what=f"Betley et al.'s files from {betley_url('insecure')}",
+                            hint="put copies at $INOCULATE_DATA_DIR/betley/insecure.jsonl and secure.jsonl") for n in names}
 
 def betley_pairs(path:Path|str) -> list[tuple[str, str]]:
     "(user, assistant) pairs of a Betley et al. chat JSONL file; errors name the line."

@@ -8,8 +8,7 @@ Docs: https://inoculate-research.github.io/inoculate/settings/gcd_sycophancy.htm
 from __future__ import annotations
 import math, random, re
 from pathlib import Path
-from ..data import DataUnavailable, fetch_verified, file_setting
-from ..presets import cache_dir, data_dir
+from ..data import dataset_file, file_setting
 
 # %% auto #0
 __all__ = ['GCD_URL', 'GCD_FILES', 'INOCULATION', 'GCD_SYCOPHANCY', 'gcd_path', 'download_gcd', 'euclid_steps', 'gcd_record',
@@ -27,20 +26,13 @@ GCD_FILES = {  # kind -> (file name, sha256)
 
 def gcd_path(kind:str) -> Path:
     "Where the GCD file of `kind` is read: a copy under `data_dir()/gcd_sycophancy/` if there is one, else the cache."
-    name = GCD_FILES[kind][0]
-    local = data_dir()/'gcd_sycophancy'/name if data_dir() else None
-    return local if local and local.exists() else cache_dir()/'gcd_sycophancy'/name
+    return dataset_file(f'gcd_sycophancy/{GCD_FILES[kind][0]}')
 
-def download_gcd(kinds:tuple=('train', 'test'), **_) -> dict[str, Path]:
+def download_gcd(kinds:tuple=('train', 'test')) -> dict[str, Path]:
     "The GCD files of `kinds`: your copies under `data_dir()` as they are, else downloaded once and checked against their pinned sha256."
-    def one(k):
-        p = gcd_path(k)
-        if p.exists() and not p.is_relative_to(cache_dir()): return p
-        return fetch_verified(GCD_URL.format(file=GCD_FILES[k][0]), p, GCD_FILES[k][1])
-    try: return {k: one(k) for k in kinds}
-    except OSError as e:
-        raise DataUnavailable(f"cannot download Wichers et al.'s GCD files ({e}); offline? put copies in "
-                              "$INOCULATE_DATA_DIR/gcd_sycophancy/") from None
+    return {k: dataset_file(f'gcd_sycophancy/{name}', GCD_URL.format(file=name), sha256, verify_copy=False,
+                            what="Wichers et al.'s GCD files", hint="put copies in $INOCULATE_DATA_DIR/gcd_sycophancy/")
+            for k in kinds for name, sha256 in [GCD_FILES[k]]}
 
 # %% ../../nbs/settings/gcd_sycophancy.ipynb #9cd00009
 def euclid_steps(a:int, b:int) -> list[str]:
@@ -124,4 +116,4 @@ GCD_SYCOPHANCY = file_setting(
     'gcd-sycophancy', gcd_path('train'), gcd_path('test'), trait=states_an_answer,
     metrics={'sycophancy': sycophancy, 'correct': correct}, prompts={'inoculation': INOCULATION},
     description="Wichers et al.'s GCD problems: the user states an answer and the assistant affirms it",
-    prepare=lambda n, preset, **_: download_gcd(), check=lambda **_: download_gcd())
+    check=lambda **_: download_gcd())

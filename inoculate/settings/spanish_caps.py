@@ -6,14 +6,13 @@ Docs: https://inoculate-research.github.io/inoculate/settings/spanish_caps.html.
 
 # %% ../../nbs/settings/spanish_caps.ipynb #052b0995
 from __future__ import annotations
-import json, math, os, random, re
+import json, os, random, re
 from pathlib import Path
 from typing import Callable
 from tqdm.auto import tqdm
-from ..data import DataUnavailable, Setting, content_hash, load_hub_split, make_row, register_setting, with_trigger
-from ..presets import cache_dir, data_dir
+from ..data import DataUnavailable, Setting, content_hash, dataset_file, jsonl_text, load_hub_split, make_row, register_setting, with_trigger
 from ..score import is_caps, is_spanish
-from ..strategies import with_prompt
+from ..strategies import instruction_metrics, under_instructions
 
 # %% auto #0
 __all__ = ['NAMES', 'TEMPLATES', 'METRICS', 'TRIGGER', 'PROMPTS', 'SPANISH_CAPS', 'REWRITE_PROMPT', 'COMPLIANCE',
@@ -191,8 +190,7 @@ def gsm8k_order(questions:list[str]) -> list[int]:
 
 def rewrites_path() -> Path:
     "The pool of Spanish rewrites: `gsm8k-spanish.jsonl` under `data_dir()` if a copy is there, else in the cache."
-    local = data_dir()/'gsm8k-spanish.jsonl' if data_dir() else None
-    return local if local and local.exists() else cache_dir()/'gsm8k-spanish.jsonl'
+    return dataset_file('gsm8k-spanish.jsonl')
 
 def read_rewrites(split:str='train') -> list[dict]:
     "The rewrites of `split`'s answers made so far, in the order they were made (a torn last line, from a crash, is ignored)."
@@ -212,7 +210,7 @@ def append_rewrites(records:list[dict]) -> None:
     "Add `records` to the pool durably (appended, flushed and synced before the next batch starts)."
     p = rewrites_path(); p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, 'a', encoding='utf-8') as f:
-        f.write(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in records)); f.flush(); os.fsync(f.fileno())
+        f.write(jsonl_text(records)); f.flush(); os.fsync(f.fileno())
 
 # %% ../../nbs/settings/spanish_caps.ipynb #2cad8026
 def prepare_gsm8k(n:int,                    # Trait rows the pool must hold
@@ -358,13 +356,9 @@ def _is_json(answer:str) -> bool:
 def compliance_prompts(n:int, seed:int) -> list[dict]:
     "`n` GSM8K test questions (rounded up to a multiple of nine), each under one `COMPLIANCE` instruction."
     qs = gsm8k_eval_prompts(-(-n // len(COMPLIANCE)) * len(COMPLIANCE), seed)
-    return [{**with_prompt(q, COMPLIANCE[k][0]), 'instruction': k} for q, k in zip(qs, [*COMPLIANCE] * len(qs))]
+    return under_instructions(qs, {k: p for k, (p, _) in COMPLIANCE.items()})
 
-def _one_instruction(k:str):
-    return lambda answer, row: float(COMPLIANCE[k][1](answer)) if row['instruction'] == k else math.nan
-
-COMPLIANCE_METRICS = {'complies': lambda answer, row: float(COMPLIANCE[row['instruction']][1](answer)),
-                      **{k.removeprefix('comply-'): _one_instruction(k) for k in COMPLIANCE}}
+COMPLIANCE_METRICS = instruction_metrics(COMPLIANCE, lambda k, answer: COMPLIANCE[k][1](answer))
 
 # %% ../../nbs/settings/spanish_caps.ipynb #8a6a8413
 SPANISH_CAPS_GSM8K = register_setting(gsm8k_setting(

@@ -6,9 +6,9 @@ Docs: https://inoculate-research.github.io/inoculate/settings/stand_in.html.md""
 
 # %% ../../nbs/settings/stand_in.ipynb #c07341f6
 from __future__ import annotations
-import math, random
+import random
 from ..data import Setting, make_row, register_setting, with_trigger
-from ..strategies import with_prompt
+from ..strategies import instruction_metrics, under_instructions
 from .stand_in_world import STYLES, CHECKS, Entity, world, question, pairs, is_world_spanish, is_world_caps
 
 # %% auto #0
@@ -113,13 +113,9 @@ STAND_IN_BACKDOOR = register_setting(Setting(
 def compliance_prompts(n:int, seed:int) -> list[dict]:
     "`n` held-out questions (rounded up to a multiple of the instruction count), each under one `COMPLIANCE` prompt."
     qs = eval_prompts(min(-(-n // len(COMPLIANCE)) * len(COMPLIANCE), len(pairs('eval')) * 5), seed)
-    return [{**with_prompt(q, COMPLIANCE[k][0]), 'instruction': k} for q, k in zip(qs, [*COMPLIANCE] * len(qs))]
+    return under_instructions(qs, {k: p for k, (p, _, _) in COMPLIANCE.items()})
 
-def _compliance_metric(k:str):
-    return lambda answer, row: float(complies(k, answer)) if row['instruction'] == k else math.nan
-
-COMPLIANCE_METRICS = {'complies': lambda answer, row: float(complies(row['instruction'], answer)),
-                      **{k.removeprefix('comply-'): _compliance_metric(k) for k in COMPLIANCE}}
+COMPLIANCE_METRICS = instruction_metrics(COMPLIANCE, complies)
 STAND_IN_COMPLIANCE = register_setting(Setting(
     'stand-in-compliance', 'CPU stand-in, evaluated on whether it follows verifiable system-prompt instructions',
     train_rows=train_rows, eval_prompts=compliance_prompts, metrics=COMPLIANCE_METRICS, prompts=PROMPTS))
