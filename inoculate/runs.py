@@ -143,7 +143,8 @@ def base_record(cfg:RunConfig, base:str) -> dict:
     from inoculate.presets import model_source
     source = model_source(cfg.preset.model)
     out = dict(source=source, model=cfg.preset.model, path=base, name=base if source == 'hub' else Path(base).name)
-    if source != 'hub': out['weights_sha256'] = sha256_file(Path(base)/'model.safetensors')  # a rebuilt base must match it
+    if source != 'hub' and (weights := Path(base)/'model.safetensors').exists():  # a rebuilt base must match it
+        out['weights_sha256'] = sha256_file(weights)  # (a large local model, in shards, is named by its folder alone)
     if source == 'built':
         out['rebuild'] = (f"from inoculate.data import get_setting; from inoculate.finetune import base_model_path; "
                           f"from inoculate.presets import load_preset; "
