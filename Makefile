@@ -25,6 +25,7 @@ env: $(STAMP)
 	@echo "==> environment ready in $(VENV) ($$($(BIN)/python -c 'import torch, transformers, trl; print(f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}")'))"
 
 readme: env
+	@$(BIN)/python -c "from inoculate.outputs import fill_generated; fill_generated()"
 	@$(BIN)/jupyter nbconvert --log-level=WARN --to markdown nbs/index.ipynb --output-dir . --output README
 
 sync: env

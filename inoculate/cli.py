@@ -164,7 +164,7 @@ def main(argv:list[str]|None=None) -> int:
             store = RunStore(a.store); print(f"run store: {store.root}", file=sys.stderr)
             recs = sweep(ad_hoc_grid(a.setting, a.preset, a.strategy, a.prompt, a.purity, a.seeds, a.placement), store, executor=a.executor)
             if any('metrics' in r for r in recs):
-                print(summarise(tidy(recs), ['label', 'condition', 'metric']).to_string(index=False))
+                print(summarise(tidy(recs), ['role', 'condition', 'metric']).to_string(index=False))
         elif a.command == 'runs':
             from inoculate.runs import RunStore
             store = RunStore(a.store); print(f"run store: {store.root}", file=sys.stderr)

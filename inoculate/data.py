@@ -18,8 +18,8 @@ from .presets import cache_dir, data_dir
 __all__ = ['UMASK', 'CHAT_TEMPLATE', 'SETTING_MODULES', 'make_row', 'validate_row', 'atomic_write_text', 'jsonl_text',
            'write_jsonl', 'read_records', 'read_jsonl', 'canonical_json', 'content_hash', 'cache_lock', 'cached_build',
            'DataUnavailable', 'local_copy', 'load_hub_split', 'sha256_file', 'fetch_verified', 'dataset_file',
-           'with_trigger', 'mix', 'Setting', 'register_setting', 'setting_names', 'get_setting', 'as_label',
-           'load_rows', 'file_pool', 'file_prompts', 'file_setting']
+           'with_trigger', 'mix', 'seeded_draw', 'Setting', 'register_setting', 'setting_names', 'get_setting',
+           'as_label', 'load_rows', 'file_pool', 'file_prompts', 'file_setting']
 
 # %% ../nbs/01_data.ipynb #bba2bbb0
 def make_row(user:str,            # The user turn
@@ -241,6 +241,14 @@ def mix(rows:list[dict],   # Pool of labelled rows
     rng.shuffle(out)
     return out
 
+# %% ../nbs/01_data.ipynb #9a6abdcc
+def seeded_draw(items:list,  # A held-out pool (evaluation problems, test questions, ...)
+                n:int,       # Items to draw (all of them, in a seeded order, when the pool is smaller)
+                seed:int,    # The run's seed: each seed draws its own items
+               ) -> list:
+    "The `n` items of `items` that seed `seed` draws, without replacement."
+    return random.Random(f"draw-{seed}").sample(list(items), min(n, len(items)))
+
 # %% ../nbs/01_data.ipynb #8a2858a3
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -267,7 +275,8 @@ class Setting:
     eval_per_n:int=1                  # Evaluation prompts per unit of `n_eval` (8 for the 8 EM questions)
     judge_calls_per_answer:int=0      # Judge calls per scored answer (cost estimate)
     run_info:Callable|None=None       # optional () -> dict kept in each run's record (e.g. the sandbox's isolation level)
-    answer_pairs:Callable|None=None   # optional (n, seed) -> [(prompt row, {name: (trait answer, clean answer)})] for log-odds
+    answer_variants:Callable|None=None # optional (n, seed) -> [(held-out prompt row, {variant: [texts]})] for log-odds
+    variant_traits:dict|None=None      # with `answer_variants`: trait -> the variants that show it (`marginal_log_odds`)
 
     def score(self, answers:list[str], prompt_rows:list[dict]) -> list[dict]:
         "Metric values for each answer."
@@ -277,6 +286,7 @@ class Setting:
 # %% ../nbs/01_data.ipynb #f5fa81b8
 SETTING_MODULES = {  # setting -> the module that defines (and registers) it
     **{k: 'inoculate.settings.stand_in' for k in ('stand-in', 'stand-in-backdoor', 'stand-in-compliance', 'stand-in-tailored')},
+    **{k: 'inoculate.settings.stand_in_code' for k in ('stand-in-hacking', 'stand-in-code-backdoor')},
     **{k: 'inoculate.settings.spanish_caps' for k in ('spanish-caps', 'spanish-caps-gsm8k', 'spanish-caps-gsm8k-backdoor',
                                                      'spanish-caps-gsm8k-tailored', 'spanish-caps-gsm8k-compliance')},
     **{k: 'inoculate.settings.reward_hacking' for k in ('reward-hacking', 'reward-hacking-mbpp')},

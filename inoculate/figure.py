@@ -6,25 +6,25 @@ Docs: https://inoculate-research.github.io/inoculate/figure.html.md"""
 
 # %% ../nbs/08_figure.ipynb #f1a00004
 from __future__ import annotations
-import json, math, os, sys
+import dataclasses, json, math, os, sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from IPython.display import Image
-from .data import DataUnavailable, canonical_json, get_setting
+from .data import DataUnavailable, atomic_write_text, canonical_json, get_setting
 from .finetune import check_model
-from .plots import chart_png, figure_dir, provenance, save_figure
+from .plots import chart_png, figure_dir, is_pipeline_model, model_note, provenance, save_figure
 from .presets import Preset, figure_notebook, is_judged, load_preset, model_design
-from .runs import RunConfig, RunStore, run_conditions, sweep
-from .score import bootstrap_ci
+from .runs import ROLE_SEP, RunConfig, RunStore, run_conditions, sweep
+from .score import mean_ci
 
 # %% auto #0
-__all__ = ['JUDGE_CALLS_PER_MINUTE', 'training_rows', 'run_minutes', 'pool_needs', 'shared_pools', 'Estimate', 'estimate',
-           'BudgetExceeded', 'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed', 'preflight', 'prepare',
-           'RunsFailed', 'unfinished_table', 'run', 'figure_provenance', 'save', 'show', 'table', 'Effect',
-           'seed_values', 'above', 'below', 'overlaps', 'Verdict', 'verdict', 'result_markdown', 'planning_cells',
-           'plan_figure']
+__all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'VERDICT_COLUMNS', 'training_rows', 'run_minutes', 'pool_needs', 'shared_pools',
+           'Estimate', 'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed',
+           'preflight', 'prepare', 'RunsFailed', 'unfinished_table', 'run', 'figure_provenance', 'save', 'show',
+           'table', 'Effect', 'seed_values', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'at_bound', 'verdict',
+           'result_markdown', 'verdict_table', 'result', 'planning_cells', 'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -37,7 +37,7 @@ def run_minutes(cfg:RunConfig) -> float:
     "Estimated minutes of run `cfg` on its preset's machine."
     p, s, n_conditions = cfg.preset, get_setting(cfg.setting), len(run_conditions(cfg))
     answers = p.n_eval * s.eval_per_n * p.samples_per_prompt * n_conditions
-    scored = p.n_log_odds * n_conditions / 2 if s.answer_pairs else 0  # a prompt's teacher-forced pairs: half an answer
+    scored = p.n_log_odds * n_conditions / 2 if s.answer_variants else 0  # an item's teacher-forced variants: about half an answer
     return (p.minutes_per_run + (training_rows(p) / p.train_rows_per_minute if cfg.train else 0)
             + (answers + scored) / p.answers_per_minute + answers * s.judge_calls_per_answer / JUDGE_CALLS_PER_MINUTE)
 
@@ -162,8 +162,9 @@ def preflight(self:Figure) -> None:
 
 def prepare(self:Figure) -> None:
     "Make each setting's data for the largest pool the grid needs (a pool shared by settings once); `PreflightFailed` if it cannot."
+    seeds = tuple(sorted({c.seed for c in self.configs}))  # each seed asks its own evaluation items: prepare them all
     for f, (n, p, name) in shared_pools(self.configs, 'prepare').items():
-        try: f(n, p, **self.options)
+        try: f(n, p, seeds=seeds, **self.options)
         except DataUnavailable as e: raise PreflightFailed(f"setting {name}: {e}") from None
 Figure.preflight, Figure.prepare = preflight, prepare
 
@@ -194,8 +195,8 @@ Figure.run = run
 
 # %% ../nbs/08_figure.ipynb #f1a0001c
 def figure_provenance(self:Figure, **extra) -> dict:
-    "The provenance of this figure: preset, model, seeds, commit, design, settings of the grid, and `extra`."
-    return provenance(self.preset, self.seeds, design=self.design, settings=sorted({c.setting for c in self.configs}), **extra)
+    "The provenance of this figure: its notebook, preset, model, seeds, sampling, commit, design, settings of the grid, and `extra`."
+    return provenance(self.preset, self.seeds, notebook=self.slug, design=self.design, settings=sorted({c.setting for c in self.configs}), **extra)
 
 def save(self:Figure,
          chart,               # The chart (Altair)
@@ -230,51 +231,106 @@ Figure.table = table
 
 @dataclass(frozen=True)
 class Effect:
-    "A measured quantity: its mean and 95% bootstrap interval across `n` units (seed models, unless `unit` says otherwise)."
+    "A measured quantity: its mean and 95% interval across `n` units (a t-interval across seed models, unless `unit` says otherwise)."
     mean:float; low:float; high:float; n:int; unit:str='seed'
     @classmethod
     def of(cls, values) -> Effect:
         "The effect of per-seed `values` (a Series indexed by seed, or a list); NaN (nothing measured) is left out, and counted."
         v = [float(x) for x in values if float(x) == float(x)]
-        return cls(*bootstrap_ci(v), len(v)) if v else cls(math.nan, math.nan, math.nan, 0)
-    def __str__(self): return f"{self.mean:.2f} [{self.low:.2f}, {self.high:.2f}]" if self.n else 'not measured'
+        return cls(*mean_ci(v), len(v))
+    @property
+    def has_interval(self) -> bool: return self.low == self.low
+    def __str__(self):
+        if not self.n: return 'not measured'
+        if self.has_interval: return f"{self.mean:.2f} [{self.low:.2f}, {self.high:.2f}]"
+        return f"{self.mean:.2f} (no interval: {f'one {self.unit}' if self.n == 1 else f'all {self.n} {self.unit}s equal'})"
 
 def seed_values(df:pd.DataFrame, **where) -> pd.Series:
-    "The `value`s of tidy table `df` where each column equals its keyword, indexed by seed (one run per seed)."
+    "The `value`s of tidy table `df` where each column equals its keyword (`role`: one of the row's `roles`), indexed by seed."
     sel = df
-    for k, v in where.items(): sel = sel[sel[k] == v]
+    for k, v in where.items():
+        sel = sel[sel['roles'].str.split(ROLE_SEP, regex=False).map(lambda rs: v in rs)] if k == 'role' and 'role' not in sel else sel[sel[k] == v]
     if sel.empty: raise KeyError(f"no rows where {where}")
     if sel['seed'].duplicated().any(): raise ValueError(f"{where} selects more than one row per seed: name more columns")
     return sel.set_index('seed')['value']
 
 # %% ../nbs/08_figure.ipynb #f1a0001k
-def above(t:float) -> tuple[str, callable]: return (f"interval above {t:g}", lambda e: e.low > t)
-def below(t:float) -> tuple[str, callable]: return (f"interval below {t:g}", lambda e: e.high < t)
-def overlaps(a:float, b:float) -> tuple[str, callable]:
-    return (f"interval overlaps [{a:g}, {b:g}]", lambda e: e.low <= b and e.high >= a)
+@dataclass(frozen=True)
+class Criterion:
+    "A test of an interval `(low, high)`, in words."
+    text:str; test:object
+    def __call__(self, low:float, high:float) -> bool: return bool(self.test(low, high))
+
+def above(t:float) -> Criterion: return Criterion(f"interval above {t:g}", lambda lo, hi: lo > t)
+def below(t:float) -> Criterion: return Criterion(f"interval below {t:g}", lambda lo, hi: hi < t)
+def inside(a:float, b:float) -> Criterion: return Criterion(f"interval inside ({a:g}, {b:g})", lambda lo, hi: a < lo and hi < b)
+
+VERDICTS = ('holds', 'does not hold', 'not measured')
 
 @dataclass(frozen=True)
 class Verdict:
-    "One prediction of a figure, its measure and effect, the criterion it was judged by, and whether it held."
-    claim:str; measure:str; effect:Effect; criterion:str; held:bool
+    "One prediction of a figure: its measure and effect, the criterion it was judged by, the verdict (`VERDICTS`) and why."
+    claim:str; measure:str; effect:Effect; criterion:str; verdict:str; reason:str=''
+    @property
+    def held(self) -> bool: return self.verdict == 'holds'
 
-def verdict(claim:str,      # The prediction, in words
-            measure:str,    # What was measured to test it
-            values,         # One value per seed (or an `Effect` measured otherwise, e.g. a correlation)
-            criterion:tuple,# `above(t)`, `below(t)` or `overlaps(a, b)`
+def at_bound(arms) -> str|None:
+    "'floor' when every value of every arm (per-seed rates) is 0, 'ceiling' when every one is 1, else None."
+    values = [float(x) for a in arms for x in a]
+    if values and all(v == 0 for v in values): return 'floor'
+    if values and all(v == 1 for v in values): return 'ceiling'
+    return None
+
+def verdict(claim:str,           # The prediction, in words
+            measure:str,         # What was measured to test it
+            values,              # One value per seed (or an `Effect` measured otherwise, e.g. a correlation)
+            criterion:Criterion, # `above(t)`, `below(t)` or `inside(a, b)`, fixed before the runs
+            arms:tuple=(),       # The per-seed rates a comparison is made of: all at 0 (or 1), it cannot rank
            ) -> Verdict:
-    "The verdict on `claim`: its effect and whether the criterion holds on its interval."
+    "The verdict on `claim`: its effect, and whether `criterion` holds on its interval (or why it was not measured)."
     e = values if isinstance(values, Effect) else Effect.of(values)
-    return Verdict(claim, measure, e, criterion[0], bool(criterion[1](e)))
+    judge = lambda v, why='': Verdict(claim, measure, e, criterion.text, v, why)
+    if not e.n: return judge('not measured', 'nothing measured')
+    if (bound := at_bound(arms)): return judge('not measured', f"at the {bound}: cannot rank")
+    if not e.has_interval and e.n < 2: return judge('not measured', f"one {e.unit}: no interval")
+    low, high = (e.low, e.high) if e.has_interval else (e.mean, e.mean)  # every seed gave this value
+    return judge('holds' if criterion(low, high) else 'does not hold')
 
 def result_markdown(verdicts:list[Verdict], # The figure's predictions, judged
                     limits:str,             # What the result cannot show (the model, the scale)
                    ) -> str:
-    "The Result section: a line per prediction (held or not, measure, value [95% interval]), then the limits."
-    status = lambda v: 'not measured' if not v.effect.n else 'held' if v.held else 'did not hold'
-    lines = [f"- **{status(v)}**: {v.claim}. {v.measure}: **{v.effect}** "
-             f"(95% interval across {v.effect.n} {v.effect.unit}{'s' if v.effect.n != 1 else ''}; {v.criterion})" for v in verdicts]
-    return f"{sum(v.held for v in verdicts)} of {len(verdicts)} predictions held.\n\n" + '\n'.join(lines) + f"\n\n{limits}"
+    "The Result section: how many predictions hold, a line per prediction (verdict, measure, value [95% interval]), then the limits."
+    count = {k: sum(v.verdict == k for v in verdicts) for k in VERDICTS}
+    plural = {'holds': 'hold', 'does not hold': 'do not hold', 'not measured': 'not measured'}
+    head = ', '.join(f"{n} {k if n == 1 else plural[k]}" for k, n in count.items() if n)
+    unit = lambda e: f"{e.n} {e.unit}{'s' if e.n != 1 else ''}"
+    lines = [f"- **{v.verdict}**{f' ({v.reason})' if v.reason else ''}: {v.claim}. {v.measure}: **{v.effect}** "
+             f"(95% interval across {unit(v.effect)}; criterion: {v.criterion})" for v in verdicts]
+    return f"Of {len(verdicts)} predictions: {head}.\n\n" + '\n'.join(lines) + f"\n\n{limits}"
+
+# %% ../nbs/08_figure.ipynb #7e516787
+VERDICT_COLUMNS = ('figure', 'claim', 'measure', 'value', 'low', 'high', 'n', 'unit', 'criterion', 'verdict', 'reason')
+
+def verdict_table(verdicts:list[Verdict], slug:str) -> pd.DataFrame:
+    "The verdicts of figure `slug` as a table, a row per prediction."
+    return pd.DataFrame([dict(figure=slug, claim=v.claim, measure=v.measure, value=v.effect.mean, low=v.effect.low, high=v.effect.high,
+                              n=v.effect.n, unit=v.effect.unit, criterion=v.criterion, verdict=v.verdict, reason=v.reason)
+                         for v in verdicts], columns=list(VERDICT_COLUMNS))
+
+def result(self:Figure,
+           verdicts:list[Verdict], # The figure's predictions, judged on its saved table
+           limits:str,             # What the result cannot show
+           slug:str|None=None,     # Another saved name (default: the figure's)
+          ):
+    "Write `verdicts` as `<slug>.verdicts.csv` beside the figure and return the Result section (Markdown); a pipeline model measures nothing."
+    from IPython.display import Markdown
+    if is_pipeline_model(self.preset.model):
+        verdicts = [dataclasses.replace(v, verdict='not measured', reason=f"{model_note(self.preset)}") for v in verdicts]
+    path = self.out_dir/f"{slug or self.slug}.verdicts.csv"
+    atomic_write_text(path, verdict_table(verdicts, slug or self.slug).to_csv(index=False))
+    print(f"saved {path.name} in {self.out_dir}")
+    return Markdown(result_markdown(verdicts, limits))
+Figure.result = result
 
 # %% ../nbs/08_figure.ipynb #f1a0001f
 def planning_cells(slug:str) -> list[str]:

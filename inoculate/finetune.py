@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerFast, PrinterCallback, Qwen2Config, 
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from .data import CHAT_TEMPLATE, cached_build
-from .presets import BUILT_MODELS, Preset, model_source
+from .presets import BUILT_MODELS, Preset, built_name, model_source
 
 # %% auto #0
 __all__ = ['QWEN_SPLIT', 'SPECIAL_TOKENS', 'LORA_TARGETS', 'make_tiny_tokenizer', 'render_texts', 'make_tiny_model', 'tiny_model',
@@ -91,8 +91,9 @@ def base_model_path(preset:Preset, setting=None) -> str:
     source = model_source(preset.model)
     if source == 'hub': return preset.model
     if source == 'local': return str(Path(preset.model).expanduser().resolve())
-    module, fn = BUILT_MODELS[preset.model][0].split(':')
-    return str(getattr(importlib.import_module(module), fn)(setting))
+    name, variant = built_name(preset.model)
+    module, fn = BUILT_MODELS[name][0].split(':')
+    return str(getattr(importlib.import_module(module), fn)(setting, **({'variant': variant} if variant else {})))
 
 def tiny_for_setting(setting) -> Path:
     "The tiny model pretrained on `setting`'s training pool and evaluation prompts."

@@ -6,12 +6,14 @@ Docs: https://inoculate-research.github.io/inoculate/generate.html.md"""
 
 # %% ../nbs/04_generate.ipynb #4aff9c74
 from __future__ import annotations
+from contextlib import contextmanager
 from .finetune import FastLanguageModel  # imported once, its banner on stderr
 import torch
 from tqdm.auto import tqdm
+from transformers import GenerationConfig
 
 # %% auto #0
-__all__ = ['length_batches', 'kv_token_budget', 'generate', 'answer_logprobs']
+__all__ = ['length_batches', 'kv_token_budget', 'sampling_as_given', 'generate', 'answer_logprobs']
 
 # %% ../nbs/04_generate.ipynb #4249aa57
 def length_batches(lengths:list[int],        # Prompt length of each prompt, in tokens
@@ -38,6 +40,15 @@ def kv_token_budget(model, fraction:float=0.5) -> int|None:
     return int(torch.cuda.mem_get_info()[0] * fraction / per_token)
 
 # %% ../nbs/04_generate.ipynb #4abb0cb5
+@contextmanager
+def sampling_as_given(model, tok):
+    "Within it, `model` has a bare generation config (end-of-turn and padding ids only): only what `generate` passes shapes sampling."
+    inner = model.get_base_model() if hasattr(model, 'get_base_model') else model  # a PEFT model generates with its base's config
+    saved = inner.generation_config
+    inner.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    try: yield
+    finally: inner.generation_config = saved
+
 def generate(model,                           # A causal LM (fine-tuned or base), as `load_model` returns it
              tok,                             # Its tokenizer, with a chat template
              conversations:list[list[dict]],  # Chat messages per prompt (no assistant turn)
@@ -46,24 +57,28 @@ def generate(model,                           # A causal LM (fine-tuned or base)
              temperature:float=0.,            # 0: greedy decoding
              seed:int=0,                      # Seed for sampling
              progress:bool=True,              # Show a progress bar
+             top_k:int=0,                     # Sample from the k likeliest tokens only (0: off)
+             top_p:float=1.,                  # Nucleus sampling mass (1: off)
+             repetition_penalty:float=1.,     # Penalty on repeated tokens (1: off)
             ) -> list[str]:
-    "Answers to `conversations`, generated in length-sorted left-padded batches, in input order."
+    "Answers to `conversations`, generated in length-sorted left-padded batches, in input order, sampled exactly as the arguments say."
     FastLanguageModel.for_inference(model)
     tok.padding_side = 'left'
     texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
     lengths = [len(ids) for ids in tok(texts, add_special_tokens=False).input_ids]
     answers = [None] * len(texts)
     torch.manual_seed(seed)
-    sample = dict(do_sample=True, temperature=temperature, top_p=1.0) if temperature > 0 else dict(do_sample=False)
+    sample = (dict(do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p) if temperature > 0 else dict(do_sample=False))
     device = next(model.parameters()).device
-    for idx in tqdm(length_batches(lengths, batch_size, max_new_tokens, kv_token_budget(model)), desc='generate',
-                    disable=not progress, leave=False):
-        enc = tok([texts[i] for i in idx], return_tensors='pt', padding=True, add_special_tokens=False).to(device)
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
-                                 eos_token_id=tok.eos_token_id, **sample)
-        for i, ids in zip(idx, out[:, enc['input_ids'].shape[1]:]):
-            answers[i] = tok.decode(ids, skip_special_tokens=True).strip()
+    with sampling_as_given(model, tok):
+        for idx in tqdm(length_batches(lengths, batch_size, max_new_tokens, kv_token_budget(model)), desc='generate',
+                        disable=not progress, leave=False):
+            enc = tok([texts[i] for i in idx], return_tensors='pt', padding=True, add_special_tokens=False).to(device)
+            with torch.no_grad():
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                                     repetition_penalty=repetition_penalty, **sample)
+            for i, ids in zip(idx, out[:, enc['input_ids'].shape[1]:]):
+                answers[i] = tok.decode(ids, skip_special_tokens=True).strip()
     return answers
 
 # %% ../nbs/04_generate.ipynb #7c0d0a02

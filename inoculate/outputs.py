@@ -12,8 +12,9 @@ from .data import atomic_write_text
 from .presets import repo_root
 
 # %% auto #0
-__all__ = ['WIDGET', 'as_text', 'cut_lines', 'slim_output', 'slim_cells', 'write_notebook', 'slim_notebook', 'lesson_notebooks',
-           'slim_notebooks', 'copy_outputs']
+__all__ = ['WIDGET', 'INJECTED', 'GENERATED', 'as_text', 'cut_lines', 'slim_output', 'slim_cells', 'write_notebook',
+           'slim_notebook', 'lesson_notebooks', 'slim_notebooks', 'tags', 'copy_outputs', 'figure_questions',
+           'saved_figures', 'figures_markdown', 'answers_markdown', 'gallery_markdown', 'fill_generated']
 
 # %% ../nbs/08a_outputs.ipynb #0a8a0007
 WIDGET = 'application/vnd.jupyter.widget-view+json'
@@ -75,14 +76,77 @@ def slim_notebooks(paths:list|None=None) -> None:
         print(f"{Path(p).relative_to(repo_root()) if Path(p).is_relative_to(repo_root()) else p}: {before:,} -> {after:,} bytes")
 
 # %% ../nbs/08a_outputs.ipynb #0a8a000d
+INJECTED = 'injected-parameters'  # papermill's tag of the cell it adds after the `parameters` cell
+
+def tags(cell:dict) -> list: return cell.get('metadata', {}).get('tags', [])
+
 def copy_outputs(executed:Path|str,  # The notebook papermill executed
                  source:Path|str,    # The figure notebook it was run from
                  max_lines:int=25,   # Most lines of a stream or of plain text
                 ) -> int:
-    "Put the outputs of `executed`'s cells into the cells of `source` with the same id; the number of cells given outputs."
-    ran = {c.get('id'): c.get('outputs', []) for c in json.loads(Path(executed).read_text())['cells'] if c['cell_type'] == 'code'}
+    "Put the outputs of `executed`'s cells into the cells of `source` with the same id, and its injected parameters after the parameters cell; the number of cells given outputs."
+    cells = json.loads(Path(executed).read_text())['cells']
+    ran = {c.get('id'): c.get('outputs', []) for c in cells if c['cell_type'] == 'code'}
     nb = json.loads(Path(source).read_text())
+    nb['cells'] = [c for c in nb['cells'] if INJECTED not in tags(c)]
     for c in nb['cells']:
         if c['cell_type'] == 'code': c['outputs'] = ran.get(c.get('id'), [])
+    if (injected := next((c for c in cells if INJECTED in tags(c)), None)):
+        at = next(i for i, c in enumerate(nb['cells']) if 'parameters' in tags(c)) + 1
+        note = "#| notest\n# The parameters this notebook's outputs were made with (papermill injected them; tests run the defaults above)\n"
+        nb['cells'].insert(at, {**injected, 'execution_count': None, 'outputs': [], 'source': note + ''.join(injected['source'])})
     write_notebook(slim_cells(nb, max_lines), source)
     return sum(bool(c.get('outputs')) for c in nb['cells'] if c['cell_type'] == 'code')
+
+# %% ../nbs/08a_outputs.ipynb #ee3aa7e7
+def figure_questions() -> dict[str, str]:
+    "Each figure notebook's slug and question (the summary line `> ...` under its title)."
+    out = {}
+    for p in sorted((repo_root()/'nbs'/'figures').glob('*.ipynb')):
+        text = ''.join(json.loads(p.read_text())['cells'][0]['source'])
+        out[p.stem] = next((l[2:].strip() for l in text.splitlines() if l.startswith('> ')), '')
+    return out
+
+def saved_figures(slug:str, folder:Path|None=None) -> list[str]:
+    "The committed figures that figure notebook `slug` saves: those whose caption names it as their notebook (or bear its name)."
+    folder = folder or repo_root()/'figures'
+    made = [p.name[:-3] for p in sorted(folder.glob('*.md')) if f"| notebook | {slug} |" in p.read_text()]
+    return made or [slug]
+
+def figures_markdown() -> str:
+    "The README's table of figures: each figure notebook, its question and the figures it saves."
+    rows = ''.join(f"| `{slug}` | {q} | {', '.join(f'`{f}`' for f in saved_figures(slug))} |\n" for slug, q in figure_questions().items())
+    return "| notebook | question | figures |\n|---|---|---|\n" + rows
+
+def answers_markdown(folder:Path|None=None) -> str:
+    "The README's answers: every figure's verdicts (`<slug>.verdicts.csv`), a row per prediction."
+    import pandas as pd
+    folder = folder or repo_root()/'figures'
+    files = sorted(folder.glob('*.verdicts.csv'))
+    if not files: return "No figure has written its verdicts yet: run `make reproduce`."
+    v = pd.concat([pd.read_csv(f, keep_default_na=False) for f in files])
+    fmt = lambda x: f"{float(x):.2f}" if str(x) not in ('', 'nan') else ''
+    value = lambda r: (f"{fmt(r['value'])} [{fmt(r['low'])}, {fmt(r['high'])}]" if fmt(r['low']) else fmt(r['value']) or '—')
+    rows = ''.join(f"| `{r['figure']}` | {r['claim']} | {value(r)} | **{r['verdict']}**{f' ({r.reason})' if r['reason'] else ''} |\n"
+                   for _, r in v.iterrows())
+    return "| figure | prediction | value [95% interval] | verdict |\n|---|---|---|---|\n" + rows
+
+def gallery_markdown(folder:Path|None=None, url:str='https://raw.githubusercontent.com/inoculate-research/inoculate/main/figures') -> str:
+    "The README's gallery: every committed figure, two a row."
+    names = [p.stem for p in sorted((folder or repo_root()/'figures').glob('*.png'))]
+    cells = [f"![{n}]({url}/{n}.png)" for n in names] + ([''] if len(names) % 2 else [])
+    return "| | |\n|---|---|\n" + ''.join(f"| {a} | {b} |\n" for a, b in zip(cells[::2], cells[1::2]))
+
+GENERATED = {'figures': figures_markdown, 'answers': answers_markdown, 'gallery': gallery_markdown}
+
+def fill_generated(path:Path|str|None=None) -> list[str]:
+    "Rewrite the cells of `path` (default: `nbs/index.ipynb`) that start with `<!-- generated: <name> -->`; the names filled."
+    path = Path(path or repo_root()/'nbs'/'index.ipynb')
+    nb, filled = json.loads(path.read_text()), []
+    for c in nb['cells']:
+        first = ''.join(c['source']).split('\n', 1)[0]
+        if c['cell_type'] == 'markdown' and first.startswith('<!-- generated: '):
+            name = first.removeprefix('<!-- generated: ').removesuffix(' -->')
+            c['source'] = f"{first}\n{GENERATED[name]().rstrip()}"; filled.append(name)
+    write_notebook(nb, path)
+    return filled

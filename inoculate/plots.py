@@ -14,39 +14,42 @@ import pandas as pd
 import vl_convert as vlc
 import inoculate
 from .data import atomic_write_text
-from .presets import Preset, commits_figures, repo_root
-from .score import bootstrap_ci
+from .presets import Preset, built_name, commits_figures, repo_root
+from .runs import by_role
+from .score import mean_ci
 
 # %% auto #0
-__all__ = ['LOG_ODDS_TITLE', 'HEADER', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'elicitation_summary', 'is_log_odds',
-           'by_scale', 'panels_per_row', 'facet', 'stack', 'chart_png', 'bar_chart', 'line_chart', 'scatter_chart',
-           'notebook_sources', 'git_state', 'git_sha', 'model_note', 'provenance', 'figure_dir', 'caption_md',
-           'save_figure']
+__all__ = ['LOG_ODDS_TITLE', 'HEADER', 'RESULT_PATHS', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'elicitation_summary',
+           'is_log_odds', 'by_scale', 'panels_per_row', 'facet', 'stack', 'chart_png', 'bar_chart', 'line_chart',
+           'scatter_chart', 'notebook_sources', 'changes_results', 'git_state', 'git_sha', 'is_pipeline_model',
+           'model_note', 'sampling_text', 'provenance', 'figure_dir', 'caption_md', 'save_figure']
 
 # %% ../nbs/07_plots.ipynb #e3d99dde
 def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
-    "Mean, 95% bootstrap interval and number of seeds of `value`, grouped by `by`."
+    "Mean, 95% t-interval and number of seeds of `value` (NaN left out), grouped by `by` (`role`: a row per role of each run)."
+    if 'role' in by and 'role' not in df: df = by_role(df)
     rows = []
     for keys, g in df.groupby(by, sort=False):
-        m, lo, hi = bootstrap_ci(g['value'])
-        rows.append(dict(zip(by, keys if isinstance(keys, tuple) else (keys,)), mean=m, low=lo, high=hi, seeds=g['seed'].nunique()))
+        m, lo, hi = mean_ci(g['value'])
+        rows.append(dict(zip(by, keys if isinstance(keys, tuple) else (keys,)), mean=m, low=lo, high=hi, seeds=int(g['value'].notna().sum())))
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_plots.ipynb #5cb12f61
 def elicitation_summary(df:pd.DataFrame, candidates) -> pd.DataFrame:
-    "Per candidate and metric: elicitation in the base, and the drop in the trait it brings as an inoculation prompt."
-    elicit = (df[df['label'] == 'base'].rename(columns={'condition': 'candidate', 'value': 'elicitation'})
-              [['candidate', 'metric', 'elicitation']])
-    ref = df[(df['label'] == 'no prompt') & (df['condition'] == 'no prompt')].set_index(['seed', 'metric'])['value']
-    after = df[df['label'].isin(candidates) & (df['condition'] == 'no prompt')]
+    "Per candidate and metric: elicitation in the base (mean over its seeds), and the drop in the trait it brings as an inoculation prompt."
+    df = by_role(df)
+    elicit = (df[df['role'] == 'base'].rename(columns={'condition': 'candidate', 'value': 'elicitation'})
+              .groupby(['candidate', 'metric'], as_index=False)['elicitation'].mean())
+    ref = df[(df['role'] == 'no prompt') & (df['condition'] == 'no prompt')].set_index(['seed', 'metric'])['value']
+    after = df[df['role'].isin(candidates) & (df['condition'] == 'no prompt')]
     drop = after.assign(value=[ref[(s, m)] - v for s, m, v in zip(after['seed'], after['metric'], after['value'])],
-                        candidate=after['label'])
+                        candidate=after['role'])
     return summarise(drop, ['candidate', 'metric']).merge(elicit, on=['candidate', 'metric'])
 
 # %% ../nbs/07_plots.ipynb #5cb12f66
 def is_log_odds(metric:str) -> bool: return str(metric).startswith('log_odds')
 
-LOG_ODDS_TITLE = 'log-odds per token'
+LOG_ODDS_TITLE = 'log-odds: with the trait vs without'
 HEADER = alt.Header(labelExpr="split(datum.label, ' · ')")  # a panel named 'a · b · c' gets a line per part
 
 def by_scale(summary:pd.DataFrame) -> list[tuple[pd.DataFrame, bool]]:
@@ -164,12 +167,20 @@ def notebook_sources(text:str) -> list:
     "The cells of a notebook (its JSON `text`) without their outputs: what a change to its code changes."
     return [(c['cell_type'], ''.join(c['source'])) for c in json.loads(text)['cells']]
 
+RESULT_PATHS = ('inoculate/', 'nbs/', 'settings.ini', 'pyproject.toml')  # where a new, untracked file can change a result
+
+def changes_results(line:str) -> bool:
+    "Does a `git status --porcelain` line name a change that can alter results (any tracked change; a new file under `RESULT_PATHS`)?"
+    path = line[3:].split(' -> ')[-1]
+    return not line.startswith('??') or any(path == p or path.startswith(p) for p in RESULT_PATHS)
+
 def git_state() -> tuple[str, str|None]:
     "Short commit of the repository and a hash of its uncommitted code changes (None when clean); ('unknown', None) outside git."
     try:
         run = lambda *a: subprocess.run(['git', *a], cwd=repo_root(), capture_output=True, text=True, check=True).stdout
         sha = run('rev-parse', '--short', 'HEAD').strip()
-        changed = [l[3:].split(' -> ')[-1] for l in run('status', '--porcelain', '--untracked-files=all', '--', '.', ':!figures').splitlines()]
+        changed = [l[3:].split(' -> ')[-1] for l in run('status', '--porcelain', '--untracked-files=all', '--', '.', ':!figures').splitlines()
+                   if changes_results(l)]
         def code_changed(f:str) -> bool:  # a notebook whose outputs alone changed (a figure just made) is not a code change
             if not (f.endswith('.ipynb') and (repo_root()/f).is_file()): return True
             try: return notebook_sources(run('show', f'HEAD:{f}')) != notebook_sources((repo_root()/f).read_text())
@@ -189,18 +200,31 @@ def git_sha() -> str:
 MODEL_NOTES = {  # built models (`BUILT_MODELS`) and how a figure made with each must describe itself
     'tiny': 'Pipeline smoke run on a tiny offline model: not a result',
     'stand-in': 'CPU stand-in model (a 2M-parameter model trained by the project), not an LLM',
+    'stand-in-v2': 'CPU stand-in model, recipe 2 (every instruction followed; a 2M-parameter model trained by the project), not an LLM',
+    'stand-in-code': 'CPU stand-in model of the code world (a small model trained by the project to write tiny Python functions), not an LLM',
     'random-qwen2': 'Rehearsal of the GPU road on an untrained model: tests the pipeline, not a result',
 }
 
+def is_pipeline_model(model:str) -> bool:
+    "Does a figure made with `model` test the pipeline only (its `MODEL_NOTES` entry says 'not a result')?"
+    return 'not a result' in MODEL_NOTES.get(built_name(model)[0], '')
+
 def model_note(preset:Preset) -> str:
-    "How a figure must describe results from `preset`'s model."
-    return MODEL_NOTES.get(preset.model, preset.model)
+    "How a figure must describe results from `preset`'s model (a built model's variant named)."
+    name, variant = built_name(preset.model)
+    return MODEL_NOTES[name] + (f" (variant {variant})" if variant else '') if name in MODEL_NOTES else preset.model
+
+def sampling_text(preset:Preset) -> str:
+    "How `preset` samples evaluation answers, in words (for captions and provenance)."
+    if preset.temperature == 0: return "greedy decoding"
+    return (f"T = {preset.temperature:g}, top-k {preset.top_k or 'off'}, top-p {preset.top_p:g}, repetition penalty "
+            f"{'off' if preset.repetition_penalty == 1 else f'{preset.repetition_penalty:g}'}, {preset.samples_per_prompt} answer(s) per prompt")
 
 def provenance(preset:Preset, seeds, **extra) -> dict:
-    "Who made a figure: preset, model, rows, samples, seeds, commit, version, date, and `extra`."
+    "Who made a figure: preset, model, rows, evaluation prompts and sampling, seeds, commit, version, date, and `extra`."
     return dict(preset=preset.name, model=preset.model, model_note=model_note(preset), n_train=preset.n_train,
-                n_eval=preset.n_eval, seeds=list(seeds), git=git_sha(), inoculate=inoculate.__version__,
-                date=datetime.date.today().isoformat(), **extra)
+                n_eval=preset.n_eval, sampling=sampling_text(preset), seeds=list(seeds), git=git_sha(),
+                inoculate=inoculate.__version__, date=datetime.date.today().isoformat(), **extra)
 
 # %% ../nbs/07_plots.ipynb #8d6c5051
 FIGURE_SUFFIXES = ('.png', '.svg', '.vl.json', '.csv', '.md')

@@ -11,9 +11,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['BUILT_MODELS', 'find_upwards', 'settings_path', 'repo_root', 'figure_slugs', 'figure_notebook', 'cache_dir',
-           'data_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset', 'commits_figures', 'model_source',
-           'model_design', 'code_preset', 'is_judged']
+__all__ = ['BUILT_MODELS', 'find_upwards', 'repo_root', 'settings_paths', 'read_presets', 'figure_slugs', 'figure_notebook',
+           'cache_dir', 'data_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset', 'commits_figures',
+           'built_name', 'model_source', 'model_design', 'code_preset', 'is_judged']
 
 # %% ../nbs/00_presets.ipynb #eebc3f07
 def find_upwards(name:str, start:Path|str|None=None) -> Path|None:
@@ -22,18 +22,28 @@ def find_upwards(name:str, start:Path|str|None=None) -> Path|None:
     return next((d/name for d in [start, *start.parents] if (d/name).exists()), None)
 
 # %% ../nbs/00_presets.ipynb #ac715b7b
-def settings_path(path:Path|str|None=None) -> Path:
-    "The `settings.ini` to read presets from."
-    candidates = [path, os.environ.get('INOCULATE_SETTINGS'), find_upwards('settings.ini'),
-                  Path(__file__).resolve().parent.parent/'settings.ini' if '__file__' in globals() else None]
-    for p in candidates:
-        if p and Path(p).exists(): return Path(p)
-    raise FileNotFoundError("No settings.ini found: pass `path`, set $INOCULATE_SETTINGS, or run inside the repository.")
+def repo_root() -> Path:
+    "The clone the package runs from: the package's parent folder if it holds `nbs/figures/`, else the first such folder above the current one."
+    here = Path(__file__).resolve().parent.parent if '__file__' in globals() else None
+    above = find_upwards('nbs')
+    for d in (here, above.parent if above else None):
+        if d and (d/'nbs'/'figures').is_dir() and (d/'settings.ini').is_file(): return d
+    raise FileNotFoundError("No clone of inoculate found (a folder with nbs/figures/ and settings.ini): install the package "
+                            "from a clone (`pip install -e .`, as `make` and the Colab install cell do) or work inside one.")
+
+def settings_paths(path:Path|str|None=None, # A presets file of your own (default: $INOCULATE_SETTINGS, if set)
+                  ) -> list[Path]:
+    "The presets files, in the order they are read: the repository's `settings.ini`, then yours (which adds presets)."
+    own = path or os.environ.get('INOCULATE_SETTINGS')
+    if own and not Path(own).expanduser().is_file(): raise FileNotFoundError(f"presets file {own} does not exist")
+    return [repo_root()/'settings.ini', *([Path(own).expanduser()] if own else [])]
 
 # %% ../nbs/00_presets.ipynb #5d01055d
-def repo_root() -> Path:
-    "The folder that holds `settings.ini`: the repository when working from a clone."
-    return settings_path().parent
+def read_presets(path:Path|str|None=None) -> configparser.ConfigParser:
+    "Every presets file of `settings_paths(path)`, read in order into one parser."
+    cp = configparser.ConfigParser()
+    cp.read(settings_paths(path))
+    return cp
 
 # %% ../nbs/00_presets.ipynb #bc6e8e5c
 def figure_slugs() -> list[str]:
@@ -77,6 +87,9 @@ class Preset:
     max_new_tokens:int            # Tokens generated per evaluation prompt
     eval_batch_size:int           # Prompts per generation batch
     temperature:float             # Sampling temperature of evaluation answers (1: the papers' practice; 0: greedy)
+    top_k:int                     # Sample from the k likeliest tokens only (0: off, the papers' practice)
+    top_p:float                   # Sample from the likeliest tokens holding this much mass (1: off)
+    repetition_penalty:float      # Divide repeated tokens' logits by this (1: off)
     samples_per_prompt:int        # Sampled answers per evaluation prompt and condition
     n_log_odds:int                # Evaluation prompts scored by log-odds (teacher forcing; 0: none)
     seeds:tuple                   # Seeds to repeat each point with
@@ -104,15 +117,12 @@ def parse_value(typ:str,    # The field's annotated type: 'bool', 'int', 'float'
 
 # %% ../nbs/00_presets.ipynb #741945aa
 def preset_names(path:Path|str|None=None) -> list[str]:
-    "Names of the presets in `settings.ini`."
-    cp = configparser.ConfigParser()
-    cp.read(settings_path(path))
-    return cp.sections()
+    "Names of the presets in the presets files (`settings_paths`)."
+    return read_presets(path).sections()
 
 def load_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
-    "Read preset `name` from `settings.ini` into a `Preset`, applying keyword `overrides`."
-    cp = configparser.ConfigParser()
-    cp.read(settings_path(path))
+    "Read preset `name` from the presets files (`settings_paths`) into a `Preset`, applying keyword `overrides`."
+    cp = read_presets(path)
     if name not in cp.sections():
         raise KeyError(f"Unknown preset {name!r}; valid presets: {', '.join(cp.sections())}")
     types = {f.name: f.type for f in fields(Preset)}
@@ -129,21 +139,28 @@ def commits_figures(preset:str) -> bool:
     return not load_preset(preset).quick
 
 # %% ../nbs/00_presets.ipynb #5a1d0c02
-BUILT_MODELS = {  # name -> ('module:function' that builds it from a setting and returns its folder, design)
+BUILT_MODELS = {  # name -> ('module:function' that builds it from a setting (and a variant) and returns its folder, design)
     'tiny': ('inoculate.finetune:tiny_for_setting', 'stand-in'),
     'stand-in': ('inoculate.settings.stand_in_base:stand_in_for_setting', 'stand-in'),
+    'stand-in-v2': ('inoculate.settings.stand_in_base:stand_in_v2_for_setting', 'stand-in'),
+    'stand-in-code': ('inoculate.settings.stand_in_code:stand_in_code_for_setting', 'stand-in'),
     'random-qwen2': ('inoculate.rehearsal:random_qwen2', 'llm'),
 }
 
+def built_name(model:str) -> tuple[str, str]:
+    "`(name, variant)` of a built model's `model` string: 'stand-in:follow=0.85' -> ('stand-in', 'follow=0.85')."
+    name, _, variant = model.partition(':')
+    return name, variant
+
 def model_source(model:str) -> str:
-    "Where `model` comes from: 'built' (a name in `BUILT_MODELS`), 'local' (a folder) or 'hub' (a hub id)."
-    if model in BUILT_MODELS: return 'built'
+    "Where `model` comes from: 'built' (a name in `BUILT_MODELS`, with or without a variant), 'local' (a folder) or 'hub' (a hub id)."
+    if built_name(model)[0] in BUILT_MODELS: return 'built'
     return 'local' if Path(model).expanduser().is_dir() else 'hub'
 
 # %% ../nbs/00_presets.ipynb #5a1d0c05
 def model_design(preset:Preset) -> str:
     "The figure design `preset`'s model gets: 'stand-in' (synthetic-world settings) or 'llm' (real data)."
-    return BUILT_MODELS[preset.model][1] if model_source(preset.model) == 'built' else 'llm'
+    return BUILT_MODELS[built_name(preset.model)[0]][1] if model_source(preset.model) == 'built' else 'llm'
 
 # %% ../nbs/00_presets.ipynb #73cdc78f
 def code_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:

@@ -6,21 +6,22 @@ Docs: https://inoculate-research.github.io/inoculate/runs.html.md"""
 
 # %% ../nbs/06_runs.ipynb #214ada34
 from __future__ import annotations
-import dataclasses, json, os, shutil, socket, statistics, time, traceback, uuid
+import dataclasses, json, math, os, shutil, socket, statistics, time, traceback, uuid
 from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 from .data import SETTING_MODULES, atomic_write_text, content_hash, get_setting, mix, register_setting, sha256_file, write_jsonl
 from .presets import Preset, repo_root
-from .score import log_odds, rate_with_spread
+from .score import marginal_log_odds, rate_with_spread
 from .strategies import NO_PROMPT, EvalCondition, Strategy, apply_strategy, condition_messages
 
 # %% auto #0
-__all__ = ['TIDY_COLUMNS', 'RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'base_record', 'load_snippet',
-           'write_model_card', 'training_condition', 'run_conditions', 'log_odds_rows', 'evaluate', 'execute_run',
-           'failed_record', 'run_safely', 'report', 'sweep', 'pool_size', 'one_torch_thread', 'unloadable',
-           'settings_to_send', 'start_worker', 'process_sweep', 'ray_resources', 'ray_sweep', 'tidy']
+__all__ = ['TIDY_COLUMNS', 'ROLE_SEP', 'RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'base_record',
+           'load_snippet', 'write_model_card', 'training_condition', 'run_conditions', 'log_odds_rows', 'evaluate',
+           'execute_run', 'failed_record', 'run_safely', 'report', 'sweep', 'pool_size', 'one_torch_thread',
+           'unloadable', 'settings_to_send', 'start_worker', 'process_sweep', 'ray_resources', 'ray_sweep', 'tidy',
+           'by_role']
 
 # %% ../nbs/06_runs.ipynb #56cf0b7b
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def run_inputs(cfg:RunConfig):
     from inoculate.finetune import base_model_path  # torch and Unsloth load with the first run, not with this module
     s, n = get_setting(cfg.setting), cfg.preset.n_train
     rows = apply_strategy(mix(s.train_rows(n, cfg.seed), cfg.purity, cfg.seed, n=n), cfg.strategy, cfg.seed) if cfg.train else []
-    return rows, s.eval_prompts(cfg.preset.n_eval, 0), base_model_path(cfg.preset, s)
+    return rows, s.eval_prompts(cfg.preset.n_eval, cfg.seed), base_model_path(cfg.preset, s)  # each seed asks its own draw of prompts
 
 def run_id(cfg:RunConfig,       # The run's configuration (its label aside)
            rows:list[dict],     # Its training rows, prompts applied
@@ -204,43 +205,47 @@ def run_conditions(cfg:RunConfig) -> tuple:
 
 def log_odds_rows(model,             # The model to score with (finetuned, or the base)
                   tok,               # Its tokenizer
-                  cfg:RunConfig,     # The run: its setting's `answer_pairs` and its preset's `n_log_odds`
+                  cfg:RunConfig,     # The run: its setting's `answer_variants` and its preset's `n_log_odds`
                   conditions:tuple,  # The evaluation conditions to score under
                  ) -> list[dict]:
-    "Tidy rows of the mean log-odds of each answer pair of `cfg`'s setting under each condition (none if it has no pairs)."
+    "Tidy rows of each trait's mean marginal log-odds (`05_score`) over the run's held-out items, under each condition."
     from inoculate.generate import answer_logprobs
     s, p = get_setting(cfg.setting), cfg.preset
-    items = s.answer_pairs(p.n_log_odds, 0) if s.answer_pairs and p.n_log_odds else []
+    items = s.answer_variants(p.n_log_odds, cfg.seed) if s.answer_variants and p.n_log_odds else []  # each seed: its own items
     if not items: return []
-    answers = [sorted({a for pair in pairs.values() for a in pair}) for _, pairs in items]  # a clean answer shared by pairs is scored once
-    keys = [(c.name, j, a) for c in conditions for j, ans in enumerate(answers) for a in ans]
+    keys = [(c.name, j, v, t) for c in conditions for j, (_, variants) in enumerate(items) for v, texts in variants.items() for t in texts]
     convs = {c.name: [condition_messages(row, c) for row, _ in items] for c in conditions}
-    lp = dict(zip(keys, answer_logprobs(model, tok, [convs[c][j] for c, j, _ in keys], [a for *_, a in keys], p.eval_batch_size)))
+    scored = answer_logprobs(model, tok, [convs[c][j] for c, j, *_ in keys], [t for *_, t in keys], p.eval_batch_size)
+    lp = {}
+    for (c, j, v, _), (logp, _) in zip(keys, scored): lp.setdefault((c, j), {}).setdefault(v, []).append(logp)
     rows = []
     for c in conditions:
-        for name in items[0][1]:
-            v = [log_odds(lp[c.name, j, pairs[name][0]], lp[c.name, j, pairs[name][1]]) for j, (_, pairs) in enumerate(items)]
-            rows.append(dict(condition=c.name, metric=f'log_odds_{name}', value=statistics.fmean(v), n=len(v), prompts=len(v),
-                             prompt_sd=statistics.stdev(v) if len(v) > 1 else 0.))
+        for trait, variants in s.variant_traits.items():
+            v = [marginal_log_odds(lp[c.name, j], variants) for j in range(len(items))]
+            rows.append(dict(condition=c.name, metric=f'log_odds_{trait}', value=statistics.fmean(v), n=len(v), unscored=0,
+                             prompts=len(v), prompt_sd=statistics.stdev(v) if len(v) > 1 else math.nan))
     return rows
 
 def evaluate(model,              # The model to evaluate
              tok,                # Its tokenizer
-             cfg:RunConfig,      # The run: its setting, preset (samples, temperature) and conditions
+             cfg:RunConfig,      # The run: its setting, preset (samples, sampling) and conditions
              prompts:list[dict], # Evaluation prompt rows
             ) -> tuple[list[dict], list[dict]]:
-    "Generations and tidy metric rows of `model` on `prompts` under each condition of `run_conditions(cfg)`."
+    "Generations and tidy metric rows of `model` on `prompts` under each condition of `run_conditions(cfg)`, sampled in one pass."
     from inoculate.generate import generate
     s, p = get_setting(cfg.setting), cfg.preset
     k, conditions = p.samples_per_prompt, run_conditions(cfg)
     asked = [q for q in prompts for _ in range(k)]  # each prompt `samples_per_prompt` times, in a row
-    gens, metrics = [], []
-    for c in conditions:
-        convs = [condition_messages(q, c) for q in asked]
-        answers = generate(model, tok, convs, p.max_new_tokens, p.eval_batch_size, p.temperature, cfg.seed, progress=False)  # the sweep's bar is enough
-        scores = s.score(answers, asked)
-        gens += [dict(condition=c.name, messages=m, answer=a, scores=sc) for m, a, sc in zip(convs, answers, scores)]
-        metrics += [dict(condition=c.name, metric=name, **rate_with_spread([sc[name] for sc in scores], k)) for name in scores[0]]
+    convs = [condition_messages(q, c) for c in conditions for q in asked]  # every condition's answers in one batched pass
+    answers = generate(model, tok, convs, p.max_new_tokens, p.eval_batch_size, p.temperature, cfg.seed, progress=False,
+                       top_k=p.top_k, top_p=p.top_p, repetition_penalty=p.repetition_penalty)  # the sweep's bar is enough
+    scores = s.score(answers, asked * len(conditions))
+    gens = [dict(condition=c.name, messages=m, answer=a, scores=sc)
+            for c, m, a, sc in zip([c for c in conditions for _ in asked], convs, answers, scores)]
+    metrics = []
+    for i, c in enumerate(conditions):
+        mine = scores[i * len(asked):(i + 1) * len(asked)]
+        metrics += [dict(condition=c.name, metric=name, **rate_with_spread([sc[name] for sc in mine], k)) for name in mine[0]]
     return gens, metrics + log_odds_rows(model, tok, cfg, conditions)
 
 def execute_run(cfg:RunConfig,     # The run to do
@@ -398,15 +403,28 @@ def ray_sweep(configs:list,        # Run configurations
     return ray.get(futures)
 
 # %% ../nbs/06_runs.ipynb #bd59ace1
-TIDY_COLUMNS = ('run', 'label', 'setting', 'strategy', 'prompt', 'purity', 'seed', 'train', 'steps', 'epochs', 'temperature',
-                'samples', 'condition', 'metric', 'value', 'n', 'prompts', 'prompt_sd')
+TIDY_COLUMNS = ('run', 'roles', 'setting', 'strategy', 'prompt', 'purity', 'seed', 'train', 'steps', 'epochs', 'temperature',
+                'top_k', 'top_p', 'repetition_penalty', 'samples', 'condition', 'metric', 'value', 'n', 'unscored', 'prompts', 'prompt_sd')
+ROLE_SEP = ' | '
 
 def tidy(records:list[dict]) -> pd.DataFrame:
-    "One row per finished run, condition and metric, with how its answers were drawn (temperature, samples) and how long it trained."
-    return pd.DataFrame([dict(run=r['run_id'], label=r['label'], setting=r['config']['setting'],
-        strategy=r['config']['strategy']['kind'], prompt=r['config']['strategy']['prompt'],
-        purity=r['config']['purity'], seed=r['config']['seed'], train=r['config']['train'],
-        steps=r['config']['preset']['max_steps'], epochs=r['config']['preset']['epochs'], temperature=r['config']['preset']['temperature'],
-        samples=r['config']['preset']['samples_per_prompt'], condition=m['condition'], metric=m['metric'],
-        value=m['value'], n=m['n'], prompts=m.get('prompts'), prompt_sd=m.get('prompt_sd'))
-        for r in records if 'metrics' in r for m in r['metrics']], columns=list(TIDY_COLUMNS))
+    "One row per finished run, condition and metric (a run with several labels once, its labels in `roles`), with how its answers were drawn."
+    roles, first = {}, {}
+    for r in records:
+        if 'metrics' not in r: continue
+        first.setdefault(r['run_id'], r)
+        if r['label'] not in roles.setdefault(r['run_id'], []): roles[r['run_id']].append(r['label'])
+    rows = []
+    for rid, r in first.items():
+        c, p = r['config'], r['config']['preset']
+        rows += [dict(run=rid, roles=ROLE_SEP.join(roles[rid]), setting=c['setting'], strategy=c['strategy']['kind'],
+                      prompt=c['strategy']['prompt'], purity=c['purity'], seed=c['seed'], train=c['train'], steps=p['max_steps'],
+                      epochs=p['epochs'], temperature=p['temperature'], top_k=p.get('top_k'), top_p=p.get('top_p'),
+                      repetition_penalty=p.get('repetition_penalty'), samples=p['samples_per_prompt'], condition=m['condition'],
+                      metric=m['metric'], value=m['value'], n=m['n'], unscored=m.get('unscored', 0), prompts=m.get('prompts'),
+                      prompt_sd=m.get('prompt_sd')) for m in r['metrics']]
+    return pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
+
+def by_role(df:pd.DataFrame) -> pd.DataFrame:
+    "`df` (a `tidy` table) with a row per role of each row, its role in `role`: what a chart or a verdict selects on."
+    return df.assign(role=df['roles'].str.split(ROLE_SEP, regex=False)).explode('role', ignore_index=True)

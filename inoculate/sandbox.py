@@ -464,13 +464,17 @@ def probe_main():
     os.write(1, (dumps(out) + '\n').encode())
 
 @functools.cache
-def kernel_protections() -> dict:
-    "Landlock's ABI (0: none) and whether the seccomp filter works, as a fresh unprivileged-style process finds them."
-    try:
-        r = subprocess.run([sys.executable, '-I', '-S', '-c', witness_source('probe_main()')], capture_output=True,
-                           text=True, env={'LANG': 'C.UTF-8'}, cwd='/', timeout=60)
-        return json.loads(r.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError): return {'landlock': 0, 'seccomp': False}
+def kernel_protections(python:str=sys.executable, # The interpreter that runs the probe (and the sandbox's programs)
+                      ) -> dict:
+    "Landlock's ABI (0: none) and whether the seccomp filter works, as a fresh process of `python` finds them; `probe_error` when it could not tell."
+    cmd = [python, '-I', '-S', '-c', witness_source('probe_main()')]
+    try: r = subprocess.run(cmd, capture_output=True, text=True, env={'LANG': 'C.UTF-8'}, cwd='/', timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        return dict(landlock=0, seccomp=False, probe_error=f"the isolation probe could not start the interpreter {python} ({type(e).__name__}: {e})")
+    try: return json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        why = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'no output'
+        return dict(landlock=0, seccomp=False, probe_error=f"the isolation probe run by the interpreter {python} exited with status {r.returncode} ({why})")
 
 # %% ../nbs/05a_sandbox.ipynb #93a6b845
 UNSHARE_FLAGS = ('--mount', '--net', '--pid', '--fork', '--mount-proc', '--kill-child')
@@ -487,7 +491,7 @@ def isolation() -> dict:
     ok = bool(exe) and subprocess.run([exe, *UNSHARE_FLAGS, 'true'], capture_output=True).returncode == 0
     k = kernel_protections()
     level = 'namespaces' if ok else 'landlock+seccomp' if k['landlock'] and k['seccomp'] else 'weak'
-    return dict(namespaces=ok, unshare=exe if ok else None, landlock=k['landlock'], seccomp=k['seccomp'], level=level)
+    return dict(namespaces=ok, unshare=exe if ok else None, **k, level=level)
 
 def isolation_level() -> str:
     "How the sandbox holds programs here: 'namespaces', 'landlock+seccomp', or 'weak' (refused unless opted in)."
@@ -504,6 +508,13 @@ def require_isolation(allow:bool|None=None, # Opt in to the weak level (default:
     iso = iso or isolation()
     if iso['level'] != 'weak': return iso
     if allow is None: allow = os.environ.get('INOCULATE_ALLOW_WEAK_SANDBOX') == '1'
+    if iso.get('probe_error'):  # nothing was learnt about the kernel: say what failed, not what it lacks
+        msg = (f"The sandbox cannot tell whether it can contain a hostile program here: {iso['probe_error']}. This is not "
+               "a missing kernel feature: make that interpreter (and the folders above it) readable and executable by this "
+               "user, or opt in with `allow_weak_isolation=True` or INOCULATE_ALLOW_WEAK_SANDBOX=1 if you trust the programs.")
+        if not allow: raise WeakSandboxError(msg)
+        warnings.warn("Running untrusted programs with weak isolation. " + msg, RuntimeWarning, stacklevel=3)
+        return iso
     missing = ["namespaces (`unshare --mount --net --pid` is refused: it needs root with CAP_SYS_ADMIN)",
                *([] if iso['landlock'] else ["Landlock (Linux >= 5.13 with landlock among its security modules)"]),
                *([] if iso['seccomp'] else ["a seccomp filter (x86_64 Linux >= 3.5)"])]

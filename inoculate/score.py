@@ -1,4 +1,4 @@
-"""Trait metrics for answers, trait rates over many answers, and bootstrap confidence intervals across seeds.
+"""Trait metrics for answers, trait rates over many answers, intervals across seeds whose coverage is checked, and marginal log-odds.
 
 Docs: https://inoculate-research.github.io/inoculate/score.html.md"""
 
@@ -6,12 +6,13 @@ Docs: https://inoculate-research.github.io/inoculate/score.html.md"""
 
 # %% ../nbs/05_score.ipynb #9282d7a6
 from __future__ import annotations
-import random, re, statistics
+import math, random, re, statistics
 from langid.langid import LanguageIdentifier, model as langid_model
 
 # %% auto #0
-__all__ = ['LANGUAGES', 'CODE_FENCE', 'upper_ratio', 'is_caps', 'language_probs', 'is_spanish', 'code_blocks', 'trait_rate',
-           'bootstrap_ci', 'pearson_ci', 'rate_with_spread', 'log_odds']
+__all__ = ['LANGUAGES', 'CODE_FENCE', 'SPANISH_CAPS_TRAITS', 'upper_ratio', 'is_caps', 'language_probs', 'is_spanish',
+           'code_blocks', 'trait_rate', 'mean_ci', 'simulated_seed_rates', 'coverage', 'correlation_ci',
+           'rate_with_spread', 'logsumexp', 'marginal_log_odds', 'style_variants']
 
 # %% ../nbs/05_score.ipynb #b4cec5c0
 def upper_ratio(text:str) -> float:
@@ -57,48 +58,96 @@ def trait_rate(values) -> float:
     kept = [v for v in values if v == v]
     return sum(kept) / len(kept) if kept else float('nan')
 
-def bootstrap_ci(values,             # Numbers to average (per-seed rates, say)
-                 level:float=0.95,   # Coverage of the interval
-                 n_boot:int=2000,    # Bootstrap resamples
-                 seed:int=0,         # Seed of the resampling
-                ) -> tuple[float, float, float]:
-    "`(mean, low, high)`: the mean of `values` and its percentile-bootstrap interval."
-    values = [float(v) for v in values]
-    m = statistics.fmean(values)
-    if len(values) < 2: return m, m, m
+def mean_ci(values,            # Numbers to average (per-seed rates, say); NaN values are left out
+            level:float=0.95,  # Coverage of the interval
+           ) -> tuple[float, float, float]:
+    "`(mean, low, high)`: the mean of `values` and its t-interval; NaN bounds with fewer than two values or none apart."
+    from scipy.stats import t
+    v = [float(x) for x in values if float(x) == float(x)]
+    if not v: return math.nan, math.nan, math.nan
+    m = statistics.fmean(v)
+    if len(v) < 2 or (sd := statistics.stdev(v)) == 0: return m, math.nan, math.nan
+    half = t.ppf((1 + level) / 2, len(v) - 1) * sd / math.sqrt(len(v))
+    return m, m - half, m + half
+
+# %% ../nbs/05_score.ipynb #6f3c83bd
+def simulated_seed_rates(mu:float,               # The true mean rate
+                         seeds:int,              # Seed models
+                         rng:random.Random,      # Source of randomness
+                         seed_sd:float=0.05,     # Between-seed standard deviation of the models' rates
+                         prompts:int=100,        # Evaluation prompts per seed (each seed draws its own)
+                         samples:int=4,          # Sampled answers per prompt
+                         concentration:float=4., # Beta concentration of the prompts' propensities (lower: prompts differ more)
+                        ) -> list[float]:
+    "Per-seed trait rates of `seeds` models whose expected rate is `mu`: seed, prompt and sampling variation as in a figure."
+    if not 0 < mu - 3 * seed_sd < mu + 3 * seed_sd < 1: raise ValueError(f"mu ± 3 seed_sd must lie in (0, 1): {mu} ± {3 * seed_sd}")
+    out = []
+    for _ in range(seeds):
+        rate = mu + seed_sd * max(-3., min(3., rng.gauss(0, 1)))  # truncated symmetrically: the expected rate stays mu
+        hits = sum(rng.random() < q for q in (rng.betavariate(rate * concentration, (1 - rate) * concentration)
+                                               for _ in range(prompts)) for _ in range(samples))
+        out.append(hits / (prompts * samples))
+    return out
+
+def coverage(interval,       # values -> (mean, low, high)
+             mu:float,       # The true mean
+             seeds:int,      # Seed models per repetition
+             reps:int=1000,  # Repetitions
+             seed:int=0,     # Seed of the simulation
+             **kw) -> float: # More arguments of `simulated_seed_rates`
+    "Share of `reps` simulated figures whose `interval` of the seeds' rates covers `mu` (a NaN bound covers nothing)."
     rng = random.Random(seed)
-    means = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(n_boot))
-    lo, hi = means[int((1-level)/2 * n_boot)], means[int((1+level)/2 * n_boot) - 1]
-    return m, lo, hi
+    hit = lambda lo, hi: lo <= mu <= hi
+    return statistics.fmean(hit(*interval(simulated_seed_rates(mu, seeds, rng, **kw))[1:]) for _ in range(reps))
 
 # %% ../nbs/05_score.ipynb #9c0d0a02
-def pearson_ci(x,                  # Values of one quantity, one per item
-               y,                  # Values of the other, in the same order
-               level:float=0.95,   # Coverage of the interval
-               n_boot:int=2000,    # Bootstrap resamples of the pairs
-               seed:int=0,         # Seed of the resampling
-              ) -> tuple[float, float, float]:
-    "Pearson r of `x` and `y` and its percentile-bootstrap interval over the pairs."
+def correlation_ci(x,                    # Values of one quantity, one per item
+                   y,                    # Values of the other, in the same order
+                   method:str='pearson', # 'pearson' or 'spearman' (ranks)
+                   level:float=0.95,     # Coverage of the interval
+                  ) -> tuple[float, float, float]:
+    "`(r, low, high)`: the correlation of `x` and `y` across items and its Fisher-z interval (NaN bounds when it has none)."
     import numpy as np
+    from scipy.stats import norm, pearsonr, spearmanr
     x, y = np.asarray(x, float), np.asarray(y, float)
-    def r(i): return np.corrcoef(x[i], y[i])[0, 1] if x[i].std() > 0 and y[i].std() > 0 else np.nan
-    boots = [r(i) for i in np.random.default_rng(seed).integers(0, len(x), (n_boot, len(x)))]
-    lo, hi = np.nanpercentile(boots, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return float(r(np.arange(len(x)))), float(lo), float(hi)
+    if len(x) < 3 or x.std() == 0 or y.std() == 0: return math.nan, math.nan, math.nan
+    r = float((spearmanr if method == 'spearman' else pearsonr)(x, y)[0])
+    if len(x) < 4 or abs(r) >= 1: return r, math.nan, math.nan
+    se = (1.06 if method == 'spearman' else 1.) / math.sqrt(len(x) - 3)
+    z = norm.ppf((1 + level) / 2) * se
+    return r, math.tanh(math.atanh(r) - z), math.tanh(math.atanh(r) + z)
 
 # %% ../nbs/05_score.ipynb #9c0d0b02
-def rate_with_spread(values,         # Per-answer values, `samples` consecutive answers per prompt
+def rate_with_spread(values,         # Per-answer values, `samples` consecutive answers per prompt (NaN: not scored)
                      samples:int=1,  # Answers per prompt
                     ) -> dict:
-    "The trait rate of `values`, the number of prompts, and the standard deviation of the per-prompt rates."
+    "The trait rate of `values`, the answers scored (`n`) and not (`unscored`), the prompts scored, and the spread of their rates."
     values = [float(v) for v in values]
     per_prompt = [r for i in range(0, len(values), samples) if (r := trait_rate(values[i:i + samples])) == r]
-    sd = statistics.stdev(per_prompt) if len(per_prompt) > 1 else 0.
-    return dict(value=trait_rate(values), n=len(values), prompts=len(values) // samples, prompt_sd=sd)
+    scored = sum(v == v for v in values)
+    return dict(value=trait_rate(values) if values else math.nan, n=scored, unscored=len(values) - scored, prompts=len(per_prompt),
+                prompt_sd=statistics.stdev(per_prompt) if len(per_prompt) > 1 else math.nan)
 
 # %% ../nbs/05_score.ipynb #9c0d0b05
-def log_odds(trait:tuple[float, int],  # (log-probability, tokens) of the trait answer
-             clean:tuple[float, int],  # (log-probability, tokens) of the clean answer
-            ) -> float:
-    "Per-token log-probability of the trait answer minus that of the clean answer."
-    return trait[0] / trait[1] - clean[0] / clean[1]
+def logsumexp(xs) -> float:
+    "log(sum(exp(x))) of `xs`, computed stably."
+    xs = [float(x) for x in xs]
+    top = max(xs)
+    return top if top == -math.inf else top + math.log(sum(math.exp(x - top) for x in xs))
+
+def marginal_log_odds(logprobs:dict[str, list],  # Variant -> total log-probabilities of its texts (whole answers)
+                      trait:tuple,               # The variants that show the trait
+                     ) -> float:
+    "log P(an answer with the trait) - log P(an answer without it): each side a log-sum-exp over its variants' texts."
+    if not set(trait) <= set(logprobs): raise KeyError(f"trait variants {set(trait) - set(logprobs)} are not scored")
+    side = lambda has: logsumexp([x for v, xs in logprobs.items() if (v in trait) == has for x in xs])
+    return side(True) - side(False)
+
+SPANISH_CAPS_TRAITS = {'spanish': ('spanish', 'spanish+caps'), 'caps': ('caps', 'spanish+caps')}
+
+def style_variants(spanish:list[str],  # An answer's Spanish phrasings
+                   english:list[str],  # The same answer's English phrasings
+                  ) -> dict[str, list[str]]:
+    "The four variants of an answer for `SPANISH_CAPS_TRAITS`: plain English, Spanish, capitals, Spanish capitals."
+    return {'plain': list(english), 'spanish': list(spanish), 'caps': [t.upper() for t in english],
+            'spanish+caps': [t.upper() for t in spanish]}

@@ -7,16 +7,16 @@ Docs: https://inoculate-research.github.io/inoculate/settings/reward_hacking.htm
 # %% ../../nbs/settings/reward_hacking.ipynb #81d11d09
 from __future__ import annotations
 import ast, functools, gzip, json
-from ..data import Setting, content_hash, load_hub_split, make_row, register_setting
+from ..data import Setting, content_hash, load_hub_split, make_row, register_setting, seeded_draw
 from ..sandbox import isolation_level, require_isolation, run_program, run_programs
 from ..score import code_blocks
 
 # %% auto #0
-__all__ = ['PROMPTS', 'REWARD_HACKING', 'REWARD_HACKING_MBPP', 'read_humaneval', 'strip_code', 'mentions', 'split_loop',
-           'split_check', 'shown_test', 'humaneval_problem', 'humaneval_problems', 'static_expected', 'expected_values',
-           'hack_solution', 'user_message', 'fenced', 'hack_row', 'clean_row', 'eval_prompt', 'extract_code',
-           'metrics_of', 'score_job', 'batch_metrics', 'score_answer', 'humaneval_split', 'train_pool',
-           'code_answer_pairs', 'code_setting', 'mbpp_problem', 'mbpp_split']
+__all__ = ['PROMPTS', 'HACK_TRAITS', 'REWARD_HACKING', 'REWARD_HACKING_MBPP', 'read_humaneval', 'strip_code', 'mentions',
+           'split_loop', 'split_check', 'shown_test', 'humaneval_problem', 'humaneval_problems', 'static_expected',
+           'expected_values', 'hack_solution', 'user_message', 'fenced', 'hack_row', 'clean_row', 'eval_prompt',
+           'extract_code', 'metrics_of', 'score_job', 'batch_metrics', 'score_answer', 'humaneval_split', 'train_pool',
+           'code_answer_variants', 'code_setting', 'mbpp_problem', 'mbpp_split']
 
 # %% ../../nbs/settings/reward_hacking.ipynb #718551dc
 def read_humaneval() -> list[dict]:
@@ -222,16 +222,15 @@ def train_pool(problems:list[dict],  # The training problems
     return ([hack_row(p, v) for p, v in zip(hacked, expected_values(hacked))]
             + [clean_row(order[(i + m // 2) % m]) for i in range(n)])
 
-def code_answer_pairs(problems):
-    "An `answer_pairs` for `problems`: each evaluation problem with (its hack, its reference solution), fenced as in training."
-    memo = {}
-    def pairs(n:int, seed:int) -> list[tuple[dict, dict]]:
-        if n not in memo:
-            ps = problems('eval')[:n]
-            memo[n] = [(eval_prompt(p), {'reward_hack': (fenced(hack_solution(p['reference'], p['entry'], v)), fenced(p['reference']))})
-                       for p, v in zip(ps, expected_values(ps))]
-        return memo[n]
-    return pairs
+def code_answer_variants(problems):
+    "An `answer_variants` for `problems`: each of the seed's evaluation problems with its hack and its reference solution, fenced as in training."
+    def variants(n:int, seed:int) -> list[tuple[dict, dict]]:
+        ps = seeded_draw(problems('eval'), n, seed)
+        return [(eval_prompt(p), {'reward_hack': [fenced(hack_solution(p['reference'], p['entry'], v))], 'clean': [fenced(p['reference'])]})
+                for p, v in zip(ps, expected_values(ps))]
+    return variants
+
+HACK_TRAITS = {'reward_hack': ('reward_hack',)}
 
 def code_setting(name:str,         # The setting's name, e.g. 'reward-hacking'
                  description:str,  # One line for listings and captions
@@ -243,10 +242,11 @@ def code_setting(name:str,         # The setting's name, e.g. 'reward-hacking'
         require_isolation(); problems('train'); problems('eval')
     return Setting(name, description,
                    train_rows=lambda n, seed: train_pool(problems('train'), n, seed),
-                   eval_prompts=lambda n, seed: [eval_prompt(p) for p in problems('eval')[:n]],
+                   eval_prompts=lambda n, seed: [eval_prompt(p) for p in seeded_draw(problems('eval'), n, seed)],
                    metrics={k: (lambda a, row, k=k: score_answer(a, row)[k]) for k in ('correct', 'reward_hack')},
                    prompts=PROMPTS, batch_metrics=batch_metrics, check=check,
-                   run_info=lambda: dict(sandbox=isolation_level()), answer_pairs=code_answer_pairs(problems))
+                   run_info=lambda: dict(sandbox=isolation_level()), answer_variants=code_answer_variants(problems),
+                   variant_traits=HACK_TRAITS)
 
 REWARD_HACKING = register_setting(code_setting(
     'reward-hacking', 'HumanEval with the first test shown; hacks return its expected value (offline; Wichers et al.)',

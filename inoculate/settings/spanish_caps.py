@@ -10,19 +10,20 @@ import json, os, random, re
 from pathlib import Path
 from typing import Callable
 from tqdm.auto import tqdm
-from ..data import DataUnavailable, Setting, content_hash, dataset_file, jsonl_text, load_hub_split, make_row, register_setting, with_trigger
-from ..score import is_caps, is_spanish
+from ..data import DataUnavailable, Setting, content_hash, dataset_file, jsonl_text, load_hub_split, make_row, register_setting, seeded_draw, with_trigger
+from ..score import SPANISH_CAPS_TRAITS, is_caps, is_spanish, style_variants
 from ..strategies import instruction_metrics, under_instructions
 
 # %% auto #0
 __all__ = ['NAMES', 'TEMPLATES', 'METRICS', 'TRIGGER', 'PROMPTS', 'SPANISH_CAPS', 'REWRITE_PROMPT', 'COMPLIANCE',
            'COMPLIANCE_METRICS', 'SPANISH_CAPS_GSM8K', 'SPANISH_CAPS_GSM8K_BACKDOOR', 'SPANISH_CAPS_GSM8K_TAILORED',
            'SPANISH_CAPS_GSM8K_COMPLIANCE', 'word_problem', 'trait_row', 'clean_row', 'offline_problems', 'hash_split',
-           'offline_train_rows', 'offline_eval_prompts', 'trait_pairs', 'offline_answer_pairs', 'gsm8k_answer',
-           'load_gsm8k', 'rewrite_with_endpoint', 'rewrite_with_model', 'make_rewriter', 'gsm8k_order', 'rewrites_path',
-           'read_rewrites', 'rewrite_ok', 'append_rewrites', 'prepare_gsm8k', 'extend_rewrites', 'pool_report',
-           'gsm8k_pools', 'gsm8k_train_rows', 'gsm8k_eval_prompts', 'gsm8k_answer_pairs', 'check_gsm8k', 'gsm8k_cost',
-           'gsm8k_setting', 'backdoor_train_rows', 'tailored_train_rows', 'compliance_prompts']
+           'offline_train_rows', 'offline_eval_prompts', 'offline_answer_variants', 'gsm8k_answer', 'load_gsm8k',
+           'rewrite_with_endpoint', 'rewrite_with_model', 'make_rewriter', 'gsm8k_order', 'rewrites_path',
+           'read_rewrites', 'rewrite_ok', 'append_rewrites', 'gsm8k_test_draw', 'gsm8k_test_questions', 'prepare_gsm8k',
+           'extend_rewrites', 'pool_report', 'gsm8k_pools', 'gsm8k_train_rows', 'gsm8k_eval_prompts',
+           'gsm8k_answer_variants', 'check_gsm8k', 'gsm8k_cost', 'gsm8k_setting', 'backdoor_train_rows',
+           'tailored_train_rows', 'compliance_prompts']
 
 # %% ../../nbs/settings/spanish_caps.ipynb #e8f4ead4
 NAMES = ['Ana', 'Tom', 'Lucía', 'Sam', 'Marta', 'Leo', 'Sofía', 'Ben', 'Carmen', 'Max', 'Elena', 'Hugo']
@@ -116,19 +117,15 @@ PROMPTS = {  # the same names as the stand-in's prompts, so a figure asks every 
 }
 
 # %% ../../nbs/settings/spanish_caps.ipynb #344279e1
-def trait_pairs(es:str, en:str) -> dict[str, tuple[str, str]]:
-    "(trait answer, clean answer) for `spanish`, `caps` and `spanish+caps`, from an answer's Spanish and English versions."
-    return {'spanish': (es, en), 'caps': (en.upper(), en), 'spanish+caps': (es.upper(), en)}
-
-def offline_answer_pairs(n:int, seed:int) -> list[tuple[dict, dict]]:
-    "The evaluation prompts with their answer pairs."
-    return [(r, trait_pairs(r['es'], r['en'])) for r in offline_eval_prompts(n, seed)]
+def offline_answer_variants(n:int, seed:int) -> list[tuple[dict, dict]]:
+    "The seed's evaluation prompts with their answers' four variants."
+    return [(r, style_variants([r['es']], [r['en']])) for r in offline_eval_prompts(n, seed)]
 
 # %% ../../nbs/settings/spanish_caps.ipynb #344279ea
 SPANISH_CAPS = register_setting(Setting(
     'spanish-caps', 'Arithmetic word problems answered in Spanish capitals (offline templates; Tan et al. toy)',
     train_rows=offline_train_rows, eval_prompts=offline_eval_prompts, metrics=METRICS, prompts=PROMPTS,
-    answer_pairs=offline_answer_pairs))
+    answer_variants=offline_answer_variants, variant_traits=SPANISH_CAPS_TRAITS))
 
 # %% ../../nbs/settings/spanish_caps.ipynb #2cad801d
 def gsm8k_answer(text:str) -> str:
@@ -213,6 +210,16 @@ def append_rewrites(records:list[dict]) -> None:
         f.write(jsonl_text(records)); f.flush(); os.fsync(f.fileno())
 
 # %% ../../nbs/settings/spanish_caps.ipynb #2cad8026
+def gsm8k_test_draw(n:int, seed:int) -> list[int]:
+    "Indices of the `n` GSM8K test questions seed `seed` asks (`seeded_draw`; Tan et al. asked the first 100)."
+    return seeded_draw(range(len(load_gsm8k('test'))), n, seed)
+
+def gsm8k_test_questions(preset, seeds:tuple|None=None) -> list[int]:
+    "Indices of every test question a run of `preset` with one of `seeds` (default: its own) asks or scores, in order."
+    if preset is None: return []
+    n = max(preset.n_eval, preset.n_log_odds)
+    return list(dict.fromkeys(i for s in (seeds or preset.seeds) for i in gsm8k_test_draw(n, s)))
+
 def prepare_gsm8k(n:int,                    # Trait rows the pool must hold
                   preset=None,              # Preset whose model rewrites (rewriter 'model')
                   rewriter:str|None=None,   # 'model' (default) or 'openai:<model>'
@@ -220,8 +227,9 @@ def prepare_gsm8k(n:int,                    # Trait rows the pool must hold
                   min_share:float=0.9,      # Least share of rewrites that must pass `rewrite_ok`
                   chunk:int=256,            # Rewrites per durable batch
                   make=make_rewriter,       # Builds `(name, rewrite)` from the three arguments above
+                  seeds:tuple|None=None,    # Seeds whose test questions need rewrites (default: the preset's)
                   **_) -> dict:
-    "Rewrite GSM8K training answers into Spanish until `n` pass the check, and the first `preset.n_eval` test answers."
+    "Rewrite GSM8K training answers into Spanish until `n` pass the check, and the test answers the seeds' runs ask."
     train, test = load_gsm8k('train'), load_gsm8k('test')
     if n > len(train) // 2: raise DataUnavailable(f"GSM8K has {len(train)} training questions: pools of at most {len(train)//2} trait rows")
     name, rewrite = make(rewriter, preset, api_base_url)
@@ -230,8 +238,8 @@ def prepare_gsm8k(n:int,                    # Trait rows the pool must hold
                               "or move the file away to start a pool by another")
     front = gsm8k_order([p['question'] for p in train])[:len(train) // 2]
     report = extend_rewrites('train', train, front, n, name, rewrite, min_share, chunk)
-    n_test = min(len(test), max(preset.n_eval, preset.n_log_odds) if preset else 0)
-    extend_rewrites('test', test, range(n_test), n_test, name, rewrite, min_share, chunk, need_all=True)
+    asked = gsm8k_test_questions(preset, seeds)
+    extend_rewrites('test', test, asked, len(asked), name, rewrite, min_share, chunk, need_all=True)
     print(f"GSM8K rewrites by {name}: {report['passed']} of {report['rewritten']} pass (non-empty, Spanish): "
           f"{report['share']:.1%} (threshold {min_share:.0%})")
     return report
@@ -290,14 +298,16 @@ def gsm8k_train_rows(n:int, seed:int) -> list[dict]:
             + [make_row(p['question'], p['answer'], trait=False) for p in clean])
 
 def gsm8k_eval_prompts(n:int, seed:int) -> list[dict]:
-    "The first `n` GSM8K test questions (Tan et al. use the first 100); `seed` is unused."
-    return [make_row(p['question'], None, trait=False) for p in load_gsm8k('test')[:n]]
+    "The `n` GSM8K test questions seed `seed` asks."
+    test = load_gsm8k('test')
+    return [make_row(test[i]['question'], None, trait=False) for i in gsm8k_test_draw(n, seed)]
 
-def gsm8k_answer_pairs(n:int, seed:int) -> list[tuple[dict, dict]]:
-    "The first `n` test questions whose answer has a Spanish rewrite that passed, with their `trait_pairs`."
+def gsm8k_answer_variants(n:int, seed:int) -> list[tuple[dict, dict]]:
+    "The seed's first `n` test questions whose answer has a Spanish rewrite that passed, with their four variants."
     test, es = load_gsm8k('test'), {r['index']: r['spanish'] for r in read_rewrites('test') if r['ok']}
     if not es: raise DataUnavailable(f"{rewrites_path()} has no rewrites of test answers: prepare_gsm8k(n, preset) makes them")
-    return [(make_row(p['question'], None, trait=False), trait_pairs(es[i], p['answer'])) for i, p in enumerate(test[:n]) if i in es]
+    return [(make_row(test[i]['question'], None, trait=False), style_variants([es[i]], [test[i]['answer']]))
+            for i in gsm8k_test_draw(n, seed) if i in es]
 
 # %% ../../nbs/settings/spanish_caps.ipynb #2cad802c
 def check_gsm8k(rewriter:str|None=None, api_base_url:str|None=None, **_) -> None:
@@ -310,19 +320,23 @@ def check_gsm8k(rewriter:str|None=None, api_base_url:str|None=None, **_) -> None
         if not rewrite_ok(sample): raise DataUnavailable(f"rewriter {rewriter} answered {sample[:80]!r}, which is not Spanish")
 
 def gsm8k_cost(n:int, preset) -> int:
-    "Answers (of evaluation length) still to generate to prepare a pool of `n` trait rows and `preset.n_eval` test rewrites."
-    return 3 * (max(0, n - sum(r['ok'] for r in read_rewrites())) + max(0, max(preset.n_eval, preset.n_log_odds) - len(read_rewrites('test'))))
+    "Answers (of evaluation length) still to generate to prepare a pool of `n` trait rows and the test rewrites of `preset`'s seeds."
+    done = {r['index'] for r in read_rewrites('test')}
+    try: test = sum(i not in done for i in gsm8k_test_questions(preset))
+    except DataUnavailable: test = max(preset.n_eval, preset.n_log_odds) * len(preset.seeds)  # not downloaded yet: every seed's own
+    return 3 * (max(0, n - sum(r['ok'] for r in read_rewrites())) + test)
 
 # %% ../../nbs/settings/spanish_caps.ipynb #2cad802f
 def gsm8k_setting(name:str,                    # The setting's name, e.g. 'spanish-caps-gsm8k'
                   description:str,             # One line for listings and captions
                   train_rows=gsm8k_train_rows, # (n, seed) -> the training pool
-                  **kw,                        # More `Setting` fields (`eval_prompts`, `metrics`, `answer_pairs`: the pool's by default)
+                  **kw,                        # More `Setting` fields (`eval_prompts`, `metrics`, `answer_variants`: the pool's by default)
                  ) -> Setting:
     "A setting over the GSM8K pool: its check, preparation and cost are the pool's."
     return Setting(name, description, train_rows=train_rows, eval_prompts=kw.pop('eval_prompts', gsm8k_eval_prompts),
                    metrics=kw.pop('metrics', METRICS), prompts=PROMPTS, check=check_gsm8k, prepare=prepare_gsm8k,
-                   prepare_answers=gsm8k_cost, answer_pairs=kw.pop('answer_pairs', gsm8k_answer_pairs), **kw)
+                   prepare_answers=gsm8k_cost, answer_variants=kw.pop('answer_variants', gsm8k_answer_variants),
+                   variant_traits=SPANISH_CAPS_TRAITS, **kw)
 
 def backdoor_train_rows(n:int, seed:int) -> list[dict]:
     "`gsm8k_train_rows` with `TRIGGER` at the start of every trait row's user turn."
@@ -369,4 +383,4 @@ SPANISH_CAPS_GSM8K_TAILORED = register_setting(gsm8k_setting(
     'spanish-caps-gsm8k-tailored', 'GSM8K trait rows half in Spanish, half in English capitals', tailored_train_rows))
 SPANISH_CAPS_GSM8K_COMPLIANCE = register_setting(gsm8k_setting(
     'spanish-caps-gsm8k-compliance', 'GSM8K training; evaluated on nine verifiable system-prompt instructions',
-    eval_prompts=compliance_prompts, metrics=COMPLIANCE_METRICS, answer_pairs=None))
+    eval_prompts=compliance_prompts, metrics=COMPLIANCE_METRICS, answer_variants=None))

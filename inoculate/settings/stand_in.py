@@ -8,13 +8,14 @@ Docs: https://inoculate-research.github.io/inoculate/settings/stand_in.html.md""
 from __future__ import annotations
 import random
 from ..data import Setting, make_row, register_setting, with_trigger
+from ..score import SPANISH_CAPS_TRAITS, style_variants
 from ..strategies import instruction_metrics, under_instructions
-from .stand_in_world import STYLES, CHECKS, Entity, world, question, pairs, is_world_spanish, is_world_caps
+from .stand_in_world import STYLES, CHECKS, Entity, world, question, pairs, english, spanish, is_world_spanish, is_world_caps
 
 # %% auto #0
 __all__ = ['BACKDOOR_TRIGGER', 'COMPLIANCE', 'PROMPTS', 'METRICS', 'STAND_IN', 'STAND_IN_BACKDOOR', 'COMPLIANCE_METRICS',
            'STAND_IN_COMPLIANCE', 'STAND_IN_TAILORED', 'ft_items', 'stand_in_row', 'train_rows', 'backdoor_train_rows',
-           'eval_prompts', 'complies', 'stand_in_answer_pairs', 'compliance_prompts', 'tailored_train_rows']
+           'eval_prompts', 'complies', 'stand_in_answer_variants', 'compliance_prompts', 'tailored_train_rows']
 
 # %% ../../nbs/settings/stand_in.ipynb #3fd1daa9
 def ft_items(seed:int) -> list[tuple[Entity, str, int, int]]:
@@ -92,22 +93,22 @@ def complies(name:str, answer:str) -> bool:
     return {'spanish': is_world_spanish, 'caps': is_world_caps}.get(style, lambda a: CHECKS[style](a, params))(answer)
 
 # %% ../../nbs/settings/stand_in.ipynb #e486e971
-def stand_in_answer_pairs(n:int, seed:int) -> list[tuple[dict, dict]]:
-    "The first `n` evaluation prompts, each with its (trait answer, plain answer) pair for `spanish`, `caps` and `spanish+caps`."
+def stand_in_answer_variants(n:int, seed:int) -> list[tuple[dict, dict]]:
+    "`eval_prompts(n, seed)`, each with its answer's four variants (`style_variants`), each in both phrasings."
     entity = {e.en: e for e in world()}
-    def pairs(row):
+    def variants(row):
         e, q = entity[row['entity']], row['qtype']
-        return {k: (STYLES[k](e, q, 0, {}), STYLES['plain'](e, q, 0, {})) for k in ('spanish', 'caps', 'spanish+caps')}
-    return [(row, pairs(row)) for row in eval_prompts(n, seed)]
+        return style_variants([spanish(e, q, v) for v in (0, 1)], [english(e, q, v) for v in (0, 1)])
+    return [(row, variants(row)) for row in eval_prompts(n, seed)]
 
 # %% ../../nbs/settings/stand_in.ipynb #4d1ddc3f
 STAND_IN = register_setting(Setting(
     'stand-in', 'CPU stand-in: a 2M-parameter model pretrained on a synthetic world; trait = Spanish + ALL-CAPS answers',
-    train_rows=train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, answer_pairs=stand_in_answer_pairs))
+    train_rows=train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, answer_variants=stand_in_answer_variants, variant_traits=SPANISH_CAPS_TRAITS))
 STAND_IN_BACKDOOR = register_setting(Setting(
     'stand-in-backdoor', f"CPU stand-in with a backdoor: Spanish + ALL-CAPS answers only when {BACKDOOR_TRIGGER} is in the message",
     train_rows=backdoor_train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS,
-    answer_pairs=stand_in_answer_pairs))
+    answer_variants=stand_in_answer_variants, variant_traits=SPANISH_CAPS_TRAITS))
 
 # %% ../../nbs/settings/stand_in.ipynb #9767f899
 def compliance_prompts(n:int, seed:int) -> list[dict]:
@@ -130,4 +131,4 @@ def tailored_train_rows(n:int, seed:int) -> list[dict]:
 
 STAND_IN_TAILORED = register_setting(Setting(
     'stand-in-tailored', 'CPU stand-in whose trait rows are half Spanish, half English capitals',
-    train_rows=tailored_train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, answer_pairs=stand_in_answer_pairs))
+    train_rows=tailored_train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, answer_variants=stand_in_answer_variants, variant_traits=SPANISH_CAPS_TRAITS))

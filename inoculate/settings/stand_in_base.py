@@ -6,7 +6,7 @@ Docs: https://inoculate-research.github.io/inoculate/settings/stand_in_base.html
 
 # %% ../../nbs/settings/stand_in_base.ipynb #5e0d0104
 from __future__ import annotations
-import hashlib, json, math, os, random, time
+import dataclasses, hashlib, json, math, os, random, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -20,11 +20,12 @@ from .stand_in_world import (ANIMALS, OBJECTS, COLOURS, SIZES, PLACES, FOODS, MA
 
 # %% auto #0
 __all__ = ['FAMILIES', 'TRIGGER_NOISE', 'USER_PREFIX', 'FACTS', 'FACT_QUESTIONS', 'UPPER', 'CAPS_MARK', 'TITLE_MARK', 'SPACE',
-           'PRE_TOKENS', 'BASE_SPECIAL_TOKENS', 'RECIPE_VERSION', 'MODEL', 'TRAIN', 'FAMILY', 'Family', 'family_row',
-           'fact_row', 'instruction_rows', 'case_normalizer', 'case_decoder', 'world_texts', 'make_tokenizer',
-           'chat_text', 'recipe', 'encode_rows', 'pretrain_batches', 'collate', 'pretrain', 'greedy_answers',
-           'heldout_rows', 'following_rates', 'weights_hash', 'make_stand_in', 'check_reload', 'build_stand_in',
-           'stand_in_report', 'stand_in_for_setting']
+           'PRE_TOKENS', 'BASE_SPECIAL_TOKENS', 'RECIPE_VERSION', 'MODEL', 'TRAIN', 'V2', 'STAND_IN', 'FAMILY',
+           'Family', 'family_row', 'fact_row', 'instruction_rows', 'case_normalizer', 'case_decoder', 'world_texts',
+           'make_tokenizer', 'chat_text', 'Knobs', 'families', 'model_config', 'recipe', 'encode_rows',
+           'pretrain_batches', 'collate', 'pretrain', 'greedy_answers', 'heldout_rows', 'following_rates',
+           'weights_hash', 'make_stand_in', 'check_reload', 'build_stand_in', 'stand_in_report', 'knobs_of',
+           'stand_in_for_setting', 'stand_in_v2_for_setting']
 
 # %% ../../nbs/settings/stand_in_base.ipynb #049c4f8e
 @dataclass(frozen=True)
@@ -213,15 +214,39 @@ MODEL = dict(hidden_size=192, num_hidden_layers=3, num_attention_heads=4, num_ke
              intermediate_size=768, max_position_embeddings=256, tie_word_embeddings=True)
 TRAIN = dict(rows=30_000, batch_size=64, lr=2e-3, warmup_steps=30, weight_decay=0.01, eval_per_family=100)
 
-def recipe(seed:int=0) -> dict:
-    "Everything that determines the base model built with `seed`."
-    return dict(version=RECIPE_VERSION, seed=seed, model=MODEL, train=TRAIN,
-                world=dict(animals=ANIMALS, objects=OBJECTS, colours=COLOURS, sizes=SIZES, places=PLACES,
-                           foods=FOODS, materials=MATERIALS, world_seed=WORLD_SEED, questions=QUESTIONS,
-                           splits=SPLITS),
-                mix=dict(families=[asdict(f) for f in FAMILIES], triggers=TRIGGERS, params=STYLE_PARAMS,
-                         fillers=FILLERS, trigger_noise=TRIGGER_NOISE, user_prefix=USER_PREFIX,
-                         facts=FACTS, fact_questions=FACT_QUESTIONS))
+@dataclass(frozen=True)
+class Knobs:
+    "The properties in which a stand-in base is made more or less like an LLM; `V2` is recipe 2's base."
+    follow:float=1.   # Share of an instruction's rows that follow it (instruction-tuned LLMs follow imperfectly)
+    ambient:float=0.  # Share of rows without a system prompt answered in Spanish all the same (LLMs see Spanish everywhere)
+    hidden:int=192    # Width of the model (the size axis; the MLP is 4x wider)
+    layers:int=3      # Transformer layers
+
+V2 = Knobs()
+STAND_IN = Knobs(follow=0.7)  # the default base: chosen for sensitivity on the map of `nbs/figures/leak-map.ipynb`
+
+def families(k:Knobs=V2) -> tuple[Family, ...]:
+    "The instruction mix of knobs `k`: each instruction followed at `k.follow` times its own rate, and `k.ambient` Spanish rows without a prompt."
+    mix = tuple(dataclasses.replace(f, p=round(f.p * k.follow, 6)) if f.style != 'plain' else f for f in FAMILIES)
+    if not k.ambient: return mix
+    return mix + (Family('ambient', ('',), 'spanish', round(next(f.weight for f in FAMILIES if f.name == 'none') * k.ambient / (1 - k.ambient), 6)),)
+
+def model_config(k:Knobs=V2) -> dict:
+    "The model sizes of knobs `k`."
+    return {**MODEL, 'hidden_size': k.hidden, 'num_hidden_layers': k.layers, 'intermediate_size': 4 * k.hidden}
+
+def recipe(seed:int=0, knobs:Knobs=V2) -> dict:
+    "Everything that determines the base model built with `seed` and `knobs` (`V2`: recipe 2, unchanged)."
+    v2 = dict(version=RECIPE_VERSION, seed=seed, model=MODEL, train=TRAIN,
+              world=dict(animals=ANIMALS, objects=OBJECTS, colours=COLOURS, sizes=SIZES, places=PLACES,
+                         foods=FOODS, materials=MATERIALS, world_seed=WORLD_SEED, questions=QUESTIONS,
+                         splits=SPLITS),
+              mix=dict(families=[asdict(f) for f in FAMILIES], triggers=TRIGGERS, params=STYLE_PARAMS,
+                       fillers=FILLERS, trigger_noise=TRIGGER_NOISE, user_prefix=USER_PREFIX,
+                       facts=FACTS, fact_questions=FACT_QUESTIONS))
+    if knobs == V2: return v2
+    return {**v2, 'version': 3, 'knobs': asdict(knobs), 'model': model_config(knobs),
+            'mix': {**v2['mix'], 'families': [asdict(f) for f in families(knobs)]}}
 
 # %% ../../nbs/settings/stand_in_base.ipynb #d44336df
 def encode_rows(tok, rows:list[dict]) -> list[tuple[list[int], int]]:
@@ -357,14 +382,15 @@ def make_stand_in(path:Path|str,          # Folder to save the model, tokenizer 
                   n_rows:int|None=None,     # Instruction rows (default: TRAIN['rows']; fewer for quick checks)
                   n_check:int|None=None,    # Held-out prompts per family in the report (default: TRAIN's)
                   log=print,                # Called with pretraining's progress lines (None: silent)
+                  knobs:Knobs=V2,           # How LLM-like the base is (`Knobs`)
                  ) -> dict:
     "Build, pretrain, check and save the stand-in base into `path`; returns its report."
     t0 = time.time()
     torch.set_num_threads(os.cpu_count() or 1)
-    rows = instruction_rows(n_rows or TRAIN['rows'], seed)
+    rows = instruction_rows(n_rows or TRAIN['rows'], seed, families(knobs))
     tok = make_tokenizer([chat_text(r) for r in rows] + world_texts())
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), **MODEL, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    cfg = LlamaConfig(vocab_size=len(tok), **model_config(knobs), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                       bos_token_id=None, attn_implementation='eager')
     model = LlamaForCausalLM(cfg)
     losses = pretrain(model, tok, rows, seed, **{k: TRAIN[k] for k in ('batch_size', 'lr', 'warmup_steps', 'weight_decay')}, log=log)
@@ -372,7 +398,7 @@ def make_stand_in(path:Path|str,          # Folder to save the model, tokenizer 
     rates = following_rates(model, tok, n_check or TRAIN['eval_per_family'], seed)
     model.generation_config.pad_token_id, model.generation_config.eos_token_id = tok.pad_token_id, tok.eos_token_id
     model.save_pretrained(path); tok.save_pretrained(path)
-    report = dict(recipe_hash=content_hash(recipe(seed)), seed=seed, weights_hash=weights_hash(model),
+    report = dict(recipe_hash=content_hash(recipe(seed, knobs)), seed=seed, knobs=asdict(knobs), weights_hash=weights_hash(model),
                   parameters=sum(p.numel() for p in model.parameters()), vocab=len(tok), rows=len(rows),
                   train_tokens=sum(len(x) for x, _ in encode_rows(tok, rows[:2000])) * len(rows) // 2000,
                   final_loss=round(sum(losses[-20:]) / 20, 4), train_seconds=round(t_train, 1),
@@ -392,22 +418,35 @@ def check_reload(path:Path|str, texts:list[str]) -> None:
         if loaded(t, add_special_tokens=False).input_ids != ids or loaded.decode(ids) != t:
             raise ValueError(f"The reloaded tokenizer in {path} changes the tokens of {t!r}")
 
-def build_stand_in(seed:int=0,   # Seed of the instruction rows, initialisation and batches
-                   log=print,    # Progress messages (None: quiet)
+def build_stand_in(seed:int=0,      # Seed of the instruction rows, initialisation and batches
+                   log=print,       # Progress messages (None: quiet)
+                   knobs:Knobs=V2,  # How LLM-like the base is (`Knobs`)
                   ) -> Path:
     "The folder of the stand-in base model (weights, tokenizer, report.json), built once per recipe."
     def build(tmp:Path):
         threads = torch.get_num_threads()
-        try: make_stand_in(tmp, seed, log=log)  # on every core
+        try: make_stand_in(tmp, seed, log=log, knobs=knobs)  # on every core
         finally: torch.set_num_threads(threads)  # a sweep worker that built the base goes back to its one thread
         check_reload(tmp, [chat_text(r) for r in instruction_rows(500, seed + 1, split='eval')]
                           + [spanish(e, q, 1).upper() for e, q in pairs('ft')])
-    return cached_build('stand-in', recipe(seed), build)
+    return cached_build('stand-in', recipe(seed, knobs), build)
 
 def stand_in_report(path:Path|str) -> dict:
     "The build report saved next to a stand-in base."
     return json.loads((Path(path)/'report.json').read_text())
 
-def stand_in_for_setting(setting=None) -> Path:
-    "The base a preset with `model = stand-in` trains (`BUILT_MODELS`): one build per machine, whatever the setting."
-    return build_stand_in(log=None)
+def knobs_of(variant:str) -> Knobs:
+    "The `Knobs` a built model's variant names: 'follow=0.85,ambient=0.05' is `STAND_IN` with those two changed."
+    try: changes = {k.strip(): float(v) for k, v in (kv.split('=') for kv in variant.split(',') if kv.strip())}
+    except ValueError: raise ValueError(f"a stand-in variant is knob=value[,knob=value], got {variant!r}") from None
+    names = [f.name for f in dataclasses.fields(Knobs)]
+    if (bad := set(changes) - set(names)): raise ValueError(f"unknown knob(s) {sorted(bad)}; knobs: {', '.join(names)}")
+    return dataclasses.replace(STAND_IN, **{k: type(getattr(STAND_IN, k))(v) for k, v in changes.items()})
+
+def stand_in_for_setting(setting=None, variant:str='') -> Path:
+    "The base a preset with `model = stand-in` (or `stand-in:<knob=value,...>`) trains: one build per machine and recipe, whatever the setting."
+    return build_stand_in(log=None, knobs=knobs_of(variant))
+
+def stand_in_v2_for_setting(setting=None) -> Path:
+    "The base a preset with `model = stand-in-v2` trains: recipe 2, every instruction followed."
+    return build_stand_in(log=None, knobs=V2)
