@@ -124,25 +124,26 @@ def figures(slugs:list[str],  # Figures to make, by name
     for f in failed: print(f"inoculate: {f}", file=sys.stderr)
     return 1 if failed else 0
 
-def sweep_all(slugs:list[str],  # Figures whose runs to make
+def sweep_all(slugs:list[str],  # Figures whose runs to make (those not made by `reproduce` are left out)
               preset:str,         # A preset's name
               executor:str,       # How runs are spread (see `sweep`)
               **parameters,       # More parameters of the figure notebooks (runs_dir, seeds, ...)
-             ) -> list[dict]:
-    "Every run of the figures `slugs` in one sweep: plans read from the notebooks, data prepared, runs shared once."
+             ) -> list[str]:
+    "Every run of the figures `slugs` that `reproduce` makes, in one sweep (plans read from the notebooks, data prepared, runs shared once); their slugs."
     from inoculate.figure import plan_figure
     from inoculate.runs import sweep
-    figs = [plan_figure(s, preset=preset, **parameters) for s in slugs]
+    figs = [f for f in (plan_figure(s, preset=preset, **parameters) for s in slugs) if f.in_reproduce]
     for f in figs: f.preflight(); f.prepare()
     configs = list(dict.fromkeys(c for f in figs for c in f.configs if not is_judged(c.setting)))  # judged settings: in their notebook
-    print(f"one sweep for {len(slugs)} figures: {len(configs)} distinct runs", flush=True)
-    return sweep(configs, figs[0].store, executor=executor)
+    print(f"one sweep for {len(figs)} figures: {len(configs)} distinct runs", flush=True)
+    sweep(configs, figs[0].store, executor=executor)
+    return [f.slug for f in figs]
 
 def dirty_refusal(preset:str, allow_dirty:bool) -> str|None:
     "Why `reproduce` with `preset` must not run from this tree (it would overwrite committed figures from uncommitted code), or None."
     from inoculate.plots import git_state
     sha, changes = git_state()
-    if changes is None or allow_dirty or not commits_figures(preset): return None  # quick presets write to figures/.<preset>/
+    if changes is None or allow_dirty or not commits_figures(preset): return None  # other presets write to figures/<preset>/
     return (f"the code differs from commit {sha} (see `git status`): the figures in figures/ would be re-made from code no "
             "commit holds. Commit first, or pass --allow-dirty (each caption then says so, with a hash of the changes).")
 
@@ -156,8 +157,8 @@ def main(argv:list[str]|None=None) -> int:
         elif a.command == 'figure': return figures([a.slug], a)
         elif a.command == 'reproduce':
             if (refusal := dirty_refusal(a.preset, a.allow_dirty)): print(f"inoculate: {refusal}", file=sys.stderr); return 2
-            sweep_all(figure_slugs(), a.preset, a.executor, **dict(map(parse_parameter, a.parameter)))
-            return figures(figure_slugs(), argparse.Namespace(**{**vars(a), 'executor': 'local'}), at_once=2)  # runs are done: draw two at a time
+            made = sweep_all(figure_slugs(), a.preset, a.executor, **dict(map(parse_parameter, a.parameter)))
+            return figures(made, argparse.Namespace(**{**vars(a), 'executor': 'local'}), at_once=2)  # runs are done: draw two at a time
         elif a.command == 'sweep':
             from inoculate.runs import RunStore, sweep, tidy
             from inoculate.plots import summarise
@@ -181,6 +182,6 @@ def main(argv:list[str]|None=None) -> int:
                     from inoculate.runs import load_snippet
                     print(f"# load this run with transformers and PEFT:\n{load_snippet(folder/'adapter', base)}", file=sys.stderr)
             else: print(f"removed {len(store.gc())} unfinished run folder(s) and stale claim(s)")
-    except KeyError as e:
-        print(f"inoculate: {e.args[0]}", file=sys.stderr); return 2
+    except (KeyError, FileNotFoundError) as e:
+        print(f"inoculate: {e.args[-1] if isinstance(e, FileNotFoundError) else e.args[0]}", file=sys.stderr); return 2
     return 0

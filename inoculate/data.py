@@ -277,6 +277,7 @@ class Setting:
     run_info:Callable|None=None       # optional () -> dict kept in each run's record (e.g. the sandbox's isolation level)
     answer_variants:Callable|None=None # optional (n, seed) -> [(held-out prompt row, {variant: [texts]})] for log-odds
     variant_traits:dict|None=None      # with `answer_variants`: trait -> the variants that show it (`marginal_log_odds`)
+    recovery:dict|None=None            # optional inoculation prompt -> {condition name: prompt}: its recovery suite at test
 
     def score(self, answers:list[str], prompt_rows:list[dict]) -> list[dict]:
         "Metric values for each answer."

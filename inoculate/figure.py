@@ -15,16 +15,16 @@ from IPython.display import Image
 from .data import DataUnavailable, atomic_write_text, canonical_json, get_setting
 from .finetune import check_model
 from .plots import chart_png, figure_dir, is_pipeline_model, model_note, provenance, save_figure
-from .presets import Preset, figure_notebook, is_judged, load_preset, model_design
+from .presets import Preset, figure_notebook, is_judged, load_preset, model_design, shown_path
 from .runs import ROLE_SEP, RunConfig, RunStore, run_conditions, sweep
 from .score import mean_ci
 
 # %% auto #0
 __all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'VERDICT_COLUMNS', 'training_rows', 'run_minutes', 'pool_needs', 'shared_pools',
            'Estimate', 'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed',
-           'preflight', 'prepare', 'RunsFailed', 'unfinished_table', 'run', 'figure_provenance', 'save', 'show',
-           'table', 'Effect', 'seed_values', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'at_bound', 'verdict',
-           'result_markdown', 'verdict_table', 'result', 'planning_cells', 'plan_figure']
+           'preflight', 'prepare', 'RunsFailed', 'unfinished_table', 'run', 'figure_provenance', 'across', 'save',
+           'show', 'table', 'Effect', 'seed_values', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'at_bound',
+           'verdict', 'result_markdown', 'verdict_table', 'result', 'planning_cells', 'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -110,15 +110,16 @@ class Figure:
                  executor:str='local',           # local | processes | ray | ray://head:10001 (see `sweep`)
                  data_dir:str|None=None,         # Local copies of the datasets (sets $INOCULATE_DATA_DIR)
                  rewriter:str|None=None,         # Who rewrites GSM8K: 'model' (default) or 'openai:<model>'
-                 api_base_url:str|None=None):    # OpenAI-compatible server for rewriter and judge (None: OpenAI)
+                 api_base_url:str|None=None,     # OpenAI-compatible server for rewriter and judge (None: OpenAI)
+                 in_reproduce:bool=True):        # False: a long survey `inoculate reproduce` leaves out (`inoculate figure` makes it)
         self.preset = preset if isinstance(preset, Preset) else load_preset(preset)
-        self.slug, self.max_hours, self.executor = slug, max_hours, executor
+        self.slug, self.max_hours, self.executor, self.in_reproduce = slug, max_hours, executor, in_reproduce
         self.design, self.seeds = model_design(self.preset), tuple(seeds or self.preset.seeds)
         if data_dir: os.environ['INOCULATE_DATA_DIR'] = str(Path(data_dir).expanduser())
         self.store, self.out_dir = RunStore(runs_dir), Path(out_dir) if out_dir else figure_dir(self.preset.name)
         self.options, self.configs = dict(rewriter=rewriter, api_base_url=api_base_url), []
         print(f"figure {slug}: preset {self.preset.name} (model {self.preset.model}, {self.design} design), "
-              f"seeds {self.seeds}, runs in {self.store.root}")
+              f"seeds {self.seeds}, runs in {shown_path(self.store.root)}")
         if on_colab() and not str(self.store.root).startswith('/content/drive'):
             print("Colab: runs/ is lost with the runtime. Mount Google Drive and pass "
                   "runs_dir='/content/drive/MyDrive/inoculate/runs' to keep finished runs across disconnects.")
@@ -198,6 +199,11 @@ def figure_provenance(self:Figure, **extra) -> dict:
     "The provenance of this figure: its notebook, preset, model, seeds, sampling, commit, design, settings of the grid, and `extra`."
     return provenance(self.preset, self.seeds, notebook=self.slug, design=self.design, settings=sorted({c.setting for c in self.configs}), **extra)
 
+def across(self:Figure) -> str:
+    "How a figure's numbers are summarised across seeds, in words, for its caption."
+    return (f"mean over {len(self.seeds)} seed model{'s' if len(self.seeds) != 1 else ''} (each trained on its own draw of rows and asked its "
+            f"own draw of held-out prompts), with a 95% t-interval across seeds")
+
 def save(self:Figure,
          chart,               # The chart (Altair)
          data:pd.DataFrame,   # The tidy table it was drawn from
@@ -209,7 +215,7 @@ def save(self:Figure,
     paths = save_figure(chart, data, slug or self.slug, self.out_dir, caption, prov)
     print(f"saved {', '.join(p.name for p in paths)} in {self.out_dir}")
     return paths
-Figure.provenance, Figure.save = figure_provenance, save
+Figure.provenance, Figure.across, Figure.save = figure_provenance, across, save
 
 def show(self:Figure, chart) -> Image:
     "`chart` as a small PNG for the notebook's output (`chart_png`), which GitHub, the docs and Colab show before anything runs."

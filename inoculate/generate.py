@@ -11,9 +11,12 @@ from .finetune import FastLanguageModel  # imported once, its banner on stderr
 import torch
 from tqdm.auto import tqdm
 from transformers import GenerationConfig
+from transformers.generation.logits_process import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                                                    TopKLogitsWarper, TopPLogitsWarper)
 
 # %% auto #0
-__all__ = ['length_batches', 'kv_token_budget', 'sampling_as_given', 'generate', 'answer_logprobs']
+__all__ = ['length_batches', 'kv_token_budget', 'sampling_as_given', 'token_chooser', 'decode_compacting', 'generate',
+           'answer_logprobs']
 
 # %% ../nbs/04_generate.ipynb #4249aa57
 def length_batches(lengths:list[int],        # Prompt length of each prompt, in tokens
@@ -49,6 +52,50 @@ def sampling_as_given(model, tok):
     try: yield
     finally: inner.generation_config = saved
 
+def token_chooser(temperature:float, top_k:int=0, top_p:float=1., repetition_penalty:float=1., seed:int=0):
+    "A function `(ids so far, next-token logits) -> next tokens`: greedy at temperature 0, else sampled exactly as the arguments say."
+    warp = LogitsProcessorList([*([RepetitionPenaltyLogitsProcessor(repetition_penalty)] if repetition_penalty != 1 else []),
+                                *([TemperatureLogitsWarper(temperature)] if temperature > 0 else []),
+                                *([TopKLogitsWarper(top_k)] if temperature > 0 and top_k else []),
+                                *([TopPLogitsWarper(top_p)] if temperature > 0 and top_p < 1 else [])])
+    g = torch.Generator().manual_seed(seed)
+    def choose(ids, logits):
+        logits = warp(ids, logits)
+        if temperature == 0: return logits.argmax(-1)
+        return torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=g).squeeze(-1).to(logits.device)
+    return choose
+
+@torch.no_grad()
+def decode_compacting(model,               # The causal LM
+                      ids,                 # Left-padded prompt ids (prompts x length)
+                      mask,                # Their attention mask
+                      max_new_tokens:int,  # Most tokens per answer
+                      eos:int,             # The end-of-turn token, which ends a row
+                      choose,              # `token_chooser(...)`
+                      samples:int=1,       # Answers per prompt: the prompt is read once, its KV cache copied
+                     ) -> list[list[int]]:
+    "The new tokens of each answer, `samples` per prompt in a row (end-of-turn left out); an answer leaves the batch, and its KV cache, as soon as it ends."
+    out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
+    cache, logits = out.past_key_values, out.logits[:, -1].float().repeat_interleave(samples, 0)
+    if samples > 1: cache.batch_repeat_interleave(samples)
+    seq, mask = ids.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0)
+    rows, pos, new = torch.arange(len(seq)), mask.sum(-1), [[] for _ in range(len(seq))]
+    for step in range(max_new_tokens):
+        nxt = choose(seq, logits)
+        ended = nxt == eos
+        for r, t, e in zip(rows.tolist(), nxt.tolist(), ended.tolist()):
+            if not e: new[r].append(t)
+        if step == max_new_tokens - 1 or ended.all(): break
+        if ended.any():  # finished rows leave: every later step costs only the rows still answering
+            keep = (~ended).nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            rows, pos, mask, seq, nxt = rows[keep], pos[keep], mask[keep], seq[keep], nxt[keep]
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], -1)
+        seq = torch.cat([seq, nxt[:, None]], -1)
+        out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos[:, None], past_key_values=cache, use_cache=True)
+        cache, logits, pos = out.past_key_values, out.logits[:, -1].float(), pos + 1
+    return new
+
 def generate(model,                           # A causal LM (fine-tuned or base), as `load_model` returns it
              tok,                             # Its tokenizer, with a chat template
              conversations:list[list[dict]],  # Chat messages per prompt (no assistant turn)
@@ -60,25 +107,30 @@ def generate(model,                           # A causal LM (fine-tuned or base)
              top_k:int=0,                     # Sample from the k likeliest tokens only (0: off)
              top_p:float=1.,                  # Nucleus sampling mass (1: off)
              repetition_penalty:float=1.,     # Penalty on repeated tokens (1: off)
+             samples:int=1,                   # Answers per conversation (each conversation is read once)
             ) -> list[str]:
-    "Answers to `conversations`, generated in length-sorted left-padded batches, in input order, sampled exactly as the arguments say."
+    "Answers to `conversations` (`samples` each, in a row), in length-sorted left-padded batches, in input order, sampled exactly as the arguments say."
     FastLanguageModel.for_inference(model)
     tok.padding_side = 'left'
     texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
     lengths = [len(ids) for ids in tok(texts, add_special_tokens=False).input_ids]
-    answers = [None] * len(texts)
+    answers = [None] * (len(texts) * samples)
+    device, cuda = next(model.parameters()).device, torch.cuda.is_available()
     torch.manual_seed(seed)
-    sample = (dict(do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p) if temperature > 0 else dict(do_sample=False))
-    device = next(model.parameters()).device
+    choose = token_chooser(temperature, top_k, top_p, repetition_penalty, seed)
+    sample = dict(do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p) if temperature > 0 else dict(do_sample=False)
     with sampling_as_given(model, tok):
-        for idx in tqdm(length_batches(lengths, batch_size, max_new_tokens, kv_token_budget(model)), desc='generate',
+        budget = kv_token_budget(model)
+        for idx in tqdm(length_batches(lengths, max(1, batch_size // samples), max_new_tokens, budget and budget // samples), desc='generate',
                         disable=not progress, leave=False):
             enc = tok([texts[i] for i in idx], return_tensors='pt', padding=True, add_special_tokens=False).to(device)
-            with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                                     repetition_penalty=repetition_penalty, **sample)
-            for i, ids in zip(idx, out[:, enc['input_ids'].shape[1]:]):
-                answers[i] = tok.decode(ids, skip_special_tokens=True).strip()
+            if cuda:  # a GPU step costs about the same for any number of rows: Unsloth's own generate
+                with torch.no_grad():
+                    out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                                         repetition_penalty=repetition_penalty, num_return_sequences=samples, **sample)
+                new = out[:, enc['input_ids'].shape[1]:].tolist()
+            else: new = decode_compacting(model, enc['input_ids'], enc['attention_mask'], max_new_tokens, tok.eos_token_id, choose, samples)
+            for j, ids in enumerate(new): answers[idx[j // samples] * samples + j % samples] = tok.decode(ids, skip_special_tokens=True).strip()
     return answers
 
 # %% ../nbs/04_generate.ipynb #7c0d0a02
@@ -86,27 +138,34 @@ def answer_logprobs(model,                           # A causal LM (fine-tuned o
                     tok,                             # Its tokenizer, with a chat template
                     conversations:list[list[dict]],  # Chat messages per item (no assistant turn)
                     answers:list[str],               # The assistant answer to score after each conversation
-                    batch_size:int=16,               # Items per forward pass
+                    batch_size:int=16,               # Answers per forward pass (a conversation's answers stay together)
                    ) -> list[tuple[float, int]]:
     "`(sum of log-probabilities, number of tokens)` of each answer (its end-of-turn token included) after its conversation."
     FastLanguageModel.for_inference(model)
-    prompts = tok([tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations],
-                  add_special_tokens=False).input_ids
+    texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
     targets = tok([a + tok.eos_token for a in answers], add_special_tokens=False).input_ids
-    out, device = [None] * len(answers), next(model.parameters()).device
-    order = sorted(range(len(answers)), key=lambda i: len(prompts[i]) + len(targets[i]), reverse=True)
-    for b in range(0, len(order), batch_size):
-        idx = order[b:b + batch_size]
-        seqs = [prompts[i] + targets[i] for i in idx]
-        width, keep = max(map(len, seqs)), max(len(targets[i]) for i in idx) + 1
-        ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in seqs], device=device)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in seqs], device=device)
+    by_prompt = {}
+    for i, t in enumerate(texts): by_prompt.setdefault(t, []).append(i)
+    order = sorted(by_prompt, key=len, reverse=True)
+    out, device, batch = [None] * len(answers), next(model.parameters()).device, []
+    for k, t in enumerate(order):
+        batch.append(t)
+        if k + 1 < len(order) and sum(len(by_prompt[x]) for x in batch) + len(by_prompt[order[k + 1]]) <= batch_size: continue
+        rows = [i for x in batch for i in by_prompt[x]]
+        enc = tok(batch, return_tensors='pt', padding=True, add_special_tokens=False).to(device)
+        which = torch.tensor([j for j, x in enumerate(batch) for _ in by_prompt[x]], device=device)
+        width = max(len(targets[i]) for i in rows)
+        ids = torch.tensor([targets[i] + [tok.pad_token_id] * (width - len(targets[i])) for i in rows], device=device)
+        amask = torch.tensor([[1] * len(targets[i]) + [0] * (width - len(targets[i])) for i in rows], device=device)
         with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                           logits_to_keep=keep).logits[:, -keep:-1].float()
-        logp = torch.log_softmax(logits, -1)  # position j predicts token j+1 of the last `keep` tokens
-        for row, i in enumerate(idx):
-            t = targets[i]
-            got = logp[row, -len(t):].gather(-1, torch.tensor(t, device=device)[:, None])
-            out[i] = (got.sum().item(), len(t))
+            first = model(**enc, position_ids=(enc['attention_mask'].cumsum(-1) - 1).clamp(min=0), use_cache=True)
+            cache = first.past_key_values
+            cache.batch_select_indices(which)  # each prompt's cache, once per answer
+            mask = torch.cat([enc['attention_mask'][which], amask], -1)
+            start = enc['attention_mask'].sum(-1)[which][:, None]
+            rest = model(input_ids=ids, attention_mask=mask, position_ids=start + torch.arange(width, device=device), past_key_values=cache)
+        logits = torch.cat([first.logits[which, -1:].float(), rest.logits[:, :-1].float()], 1)  # position j predicts target token j
+        got = torch.log_softmax(logits, -1).gather(-1, ids[..., None]).squeeze(-1) * amask
+        for r, i in enumerate(rows): out[i] = (got[r].sum().item(), len(targets[i]))
+        batch = []
     return out

@@ -14,15 +14,15 @@ import pandas as pd
 import vl_convert as vlc
 import inoculate
 from .data import atomic_write_text
-from .presets import Preset, built_name, commits_figures, repo_root
+from .presets import Preset, built_name, commits_figures, load_preset, repo_root
 from .runs import by_role
 from .score import mean_ci
 
 # %% auto #0
 __all__ = ['LOG_ODDS_TITLE', 'HEADER', 'RESULT_PATHS', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'elicitation_summary',
-           'is_log_odds', 'by_scale', 'panels_per_row', 'facet', 'stack', 'chart_png', 'bar_chart', 'line_chart',
-           'scatter_chart', 'notebook_sources', 'changes_results', 'git_state', 'git_sha', 'is_pipeline_model',
-           'model_note', 'sampling_text', 'provenance', 'figure_dir', 'caption_md', 'save_figure']
+           'is_log_odds', 'drawn', 'by_scale', 'panels_per_row', 'facet', 'stack', 'chart_png', 'bar_chart', 'spread',
+           'line_labels', 'line_chart', 'scatter_chart', 'notebook_sources', 'changes_results', 'git_state', 'git_sha',
+           'is_pipeline_model', 'model_note', 'sampling_text', 'provenance', 'figure_dir', 'caption_md', 'save_figure']
 
 # %% ../nbs/07_plots.ipynb #e3d99dde
 def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
@@ -52,6 +52,10 @@ def is_log_odds(metric:str) -> bool: return str(metric).startswith('log_odds')
 LOG_ODDS_TITLE = 'log-odds: with the trait vs without'
 HEADER = alt.Header(labelExpr="split(datum.label, ' · ')")  # a panel named 'a · b · c' gets a line per part
 
+def drawn(summary:pd.DataFrame) -> pd.DataFrame:
+    "The rows of `summary` that have a mean (a panel whose rows have none is left out, not drawn empty)."
+    return summary[summary['mean'].notna()]
+
 def by_scale(summary:pd.DataFrame) -> list[tuple[pd.DataFrame, bool]]:
     "`summary` split into (rates, False) and (log-odds, True) parts, the empty ones left out."
     odds = summary['metric'].map(is_log_odds) if 'metric' in summary else pd.Series(False, index=summary.index)
@@ -68,12 +72,14 @@ def facet(layers:list,           # The layers of one panel
           columns:int|None,      # Panels per row (None: `panels_per_row`)
           odds:bool,             # Log-odds panels (a dashed line at 0)
           height:int=170,        # Height of a panel
+          own_x:bool=False,      # Each panel its own x scale (panels whose x values differ)
          ):
     "`layers` drawn from `data`, a panel 240 wide per value of `column`, wrapped into rows."
     if odds: layers = [*layers, alt.Chart().mark_rule(color='gray', strokeDash=[3, 3]).encode(y=alt.datum(0))]
-    return alt.layer(*layers, data=data).properties(width=240, height=height).facet(
+    chart = alt.layer(*layers, data=data).properties(width=240, height=height).facet(
         facet=alt.Facet(f'{column}:N', title=None, sort=list(dict.fromkeys(data[column])), header=HEADER),
         columns=columns or panels_per_row(data[column]))
+    return chart.resolve_scale(x='independent') if own_x else chart
 
 def stack(charts:list,        # Charts to put one above the other
           title:str,          # The title; its part after ' — ' goes on a line below
@@ -98,44 +104,72 @@ def bar_chart(summary:pd.DataFrame,  # `summarise`'s table: `mean`, `low`, `high
               color:str|None=None,   # Column that colours the bars (default: `x`)
               y_title:str='rate',    # Title of the rates' axis
               columns:int|None=None, # Panels per row (default: three, two when there are four)
+              missing:str='not measured', # What a panel says where one of the bars has no value (e.g. 'no training prompt')
              ):
-    "Bars of `mean` with `low`-`high` error bars, one panel per value of `column`; log-odds panels on their own axis below."
-    color = color or x
+    "Bars of `mean` with `low`-`high` error bars, one panel per value of `column`; log-odds panels on their own axis below; a missing bar says so."
+    color, order = color or x, list(dict.fromkeys(summary[x]))
     def panels(data, odds):
         yt = LOG_ODDS_TITLE if odds else y_title
-        base = alt.Chart().encode(x=alt.X(f'{x}:N', sort=list(dict.fromkeys(summary[x])), title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)))
+        full = pd.MultiIndex.from_product([order, list(dict.fromkeys(data[column]))], names=[x, column]).to_frame(index=False)
+        data = full.merge(data, on=[x, column], how='left').assign(note=lambda d: d['mean'].isna().map({True: missing, False: ''}))
+        base = alt.Chart().encode(x=alt.X(f'{x}:N', sort=order, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)))
         bars = base.mark_bar().encode(y=alt.Y('mean:Q', title=yt, scale=alt.Scale() if odds else alt.Scale(domain=[0, 1])),
                                       color=alt.Color(f'{color}:N', scale=alt.Scale(domain=list(dict.fromkeys(summary[color]))), title=None),
                                       tooltip=[x, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
         errs = base.mark_errorbar(ticks=True, color='black').encode(y=alt.Y('low:Q', title=yt), y2='high:Q')
-        return facet([bars, errs], data, column, columns, odds)
-    return stack([panels(d, odds) for d, odds in by_scale(summary)], title)
+        notes = base.mark_text(angle=270, align='left', baseline='middle', fontSize=9, color='gray').encode(
+            y=alt.datum(0), text='note:N').transform_filter(alt.datum.note != '')
+        return facet([bars, errs, notes], data, column, columns, odds)
+    return stack([panels(d, odds) for d, odds in by_scale(drawn(summary).pipe(lambda d: summary[summary[column].isin(d[column])]))], title)
 
 # %% ../nbs/07_plots.ipynb #bf356ddd
+def spread(ys:list[float], gap:float) -> list[float]:
+    "`ys` moved apart, as little as needed, so that no two are closer than `gap` (their order kept)."
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    out = [0.] * len(ys)
+    for k, i in enumerate(order): out[i] = ys[i] if k == 0 else max(ys[i], out[order[k - 1]] + gap)
+    shift = (max(out[i] - ys[i] for i in range(len(ys))) if ys else 0) / 2  # centre the block on the lines it labels
+    return [v - shift for v in out]
+
+def line_labels(data:pd.DataFrame, x:str, color:str, column:str, gap:float) -> pd.DataFrame:
+    "One label per line and panel, at the line's last point, spread apart so that labels of coinciding lines do not overlap."
+    last = data.sort_values(x).groupby([column, color], sort=False).tail(1)
+    return pd.concat([g.assign(_label_y=spread(g['mean'].tolist(), gap)) for _, g in last.groupby(column, sort=False)])
+
 def line_chart(summary:pd.DataFrame,  # `summarise`'s table: `mean`, `low`, `high`, `seeds`, and the columns named here
-               x:str,                 # Numeric column along x
+               x:str,                 # Column along x
                color:str,             # Column whose values are the lines
                column:str,            # Column whose values are the panels
                title:str,             # The chart's title
                y_title:str='rate',    # Title of the rates' axis
                x_title:str|None=None, # Title of the x axis (default: `x`)
                columns:int|None=None, # Panels per row (default: three, two when there are four)
+               x_type:str='Q',        # 'Q': numbers on one scale; 'O': ordered values, each panel its own
+               y_domain:tuple=(0, 1), # The rates' axis
               ) -> alt.TopLevelMixin:
-    "Lines of `mean` against numeric `x` with error bars, a line per `color`, a panel per `column`; log-odds below."
+    "Lines of `mean` against `x` with error bars, a line per `color`, a panel per `column`, each line labelled at its end; log-odds below."
+    summary = drawn(summary)
     levels = list(dict.fromkeys(summary[color]))
-    span = (summary[x].max() - summary[x].min()) or 1
+    span = (summary[x].max() - summary[x].min()) or 1 if x_type == 'Q' else 1
     def panels(data, odds):
         yt = LOG_ODDS_TITLE if odds else y_title
-        data = data.assign(_x=data[x] + data[color].map({l: (i - (len(levels) - 1) / 2) * span * 0.012 for i, l in enumerate(levels)}))
         scale = alt.Scale(domain=levels)  # one domain for all three channels: one legend
         enc = dict(color=alt.Color(f'{color}:N', scale=scale, title=None), strokeDash=alt.StrokeDash(f'{color}:N', scale=scale, title=None),
                    shape=alt.Shape(f'{color}:N', scale=scale, title=None))
-        base = alt.Chart().encode(x=alt.X('_x:Q', title=x_title or x, axis=alt.Axis(values=sorted(set(summary[x])))), **enc)
-        lines = base.mark_line(point=True).encode(
-            y=alt.Y('mean:Q', title=yt, scale=alt.Scale() if odds else alt.Scale(domain=[0, 1])),
+        if x_type == 'Q':
+            data = data.assign(_x=data[x] + data[color].map({l: (i - (len(levels) - 1) / 2) * span * 0.012 for i, l in enumerate(levels)}))
+            xenc = alt.X('_x:Q', title=x_title or x, axis=alt.Axis(values=sorted(set(summary[x])), labelExpr='toString(datum.value)'))
+        else: xenc = alt.X(f'{x}:O', title=x_title or x, sort='ascending', axis=alt.Axis(labelAngle=0))
+        base = alt.Chart().encode(x=xenc, **enc)
+        ys = alt.Scale() if odds else alt.Scale(domain=list(y_domain))
+        lines = base.mark_line(point=True).encode(y=alt.Y('mean:Q', title=yt, scale=ys),
             tooltip=[x, color, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
         errs = base.mark_errorbar(ticks=True).encode(y=alt.Y('low:Q', title=yt), y2='high:Q')
-        return facet([lines, errs], data, column, columns, odds)
+        lo, hi = (data['mean'].min(), data['mean'].max()) if odds else y_domain
+        labels = alt.Chart(line_labels(data, '_x' if x_type == 'Q' else x, color, column, (hi - lo or 1) * 0.07)).mark_text(
+            align='left', dx=6, fontSize=9).encode(x=xenc, y=alt.Y('_label_y:Q', scale=ys), text=f'{color}:N',
+                                                  color=alt.Color(f'{color}:N', scale=scale, title=None))
+        return facet([lines, errs, *([labels] if len(levels) > 1 else [])], data, column, columns, odds, own_x=x_type == 'O')
     return stack([panels(d, odds) for d, odds in by_scale(summary)], title)
 
 # %% ../nbs/07_plots.ipynb #5fa25c71
@@ -230,8 +264,9 @@ def provenance(preset:Preset, seeds, **extra) -> dict:
 FIGURE_SUFFIXES = ('.png', '.svg', '.vl.json', '.csv', '.md')
 
 def figure_dir(preset:str) -> Path:
-    "Where figures made with `preset` are saved: `figures/`, or the ignored `figures/.<preset>/` for pipeline presets."
-    return repo_root()/'figures'/('' if commits_figures(preset) else f'.{preset}')
+    "Where figures made with `preset` are saved: `figures/` (the committed preset), `figures/<preset>/`, or the ignored `figures/.<preset>/` (pipeline presets)."
+    if commits_figures(preset): return repo_root()/'figures'
+    return repo_root()/'figures'/(f'.{preset}' if load_preset(preset).quick else preset)
 
 def caption_md(slug:str,     # The figure's name
                caption:str,  # What the figure shows, in words

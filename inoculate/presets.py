@@ -11,9 +11,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['BUILT_MODELS', 'find_upwards', 'repo_root', 'settings_paths', 'read_presets', 'figure_slugs', 'figure_notebook',
-           'cache_dir', 'data_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset', 'commits_figures',
-           'built_name', 'model_source', 'model_design', 'code_preset', 'is_judged']
+__all__ = ['COMMITTED_PRESET', 'BUILT_MODELS', 'find_upwards', 'repo_root', 'settings_paths', 'shown_path', 'read_presets',
+           'figure_slugs', 'figure_notebook', 'cache_dir', 'data_dir', 'Preset', 'parse_value', 'preset_names',
+           'load_preset', 'commits_figures', 'built_name', 'model_source', 'model_design', 'code_preset', 'is_judged']
 
 # %% ../nbs/00_presets.ipynb #eebc3f07
 def find_upwards(name:str, start:Path|str|None=None) -> Path|None:
@@ -37,6 +37,12 @@ def settings_paths(path:Path|str|None=None, # A presets file of your own (defaul
     own = path or os.environ.get('INOCULATE_SETTINGS')
     if own and not Path(own).expanduser().is_file(): raise FileNotFoundError(f"presets file {own} does not exist")
     return [repo_root()/'settings.ini', *([Path(own).expanduser()] if own else [])]
+
+def shown_path(path:Path|str) -> str:
+    "`path` as outputs show it: relative to the repository when inside it (a committed notebook names no one's home folder)."
+    path = Path(path).resolve()
+    try: return str(path.relative_to(repo_root()))
+    except ValueError: return str(path)
 
 # %% ../nbs/00_presets.ipynb #5d01055d
 def read_presets(path:Path|str|None=None) -> configparser.ConfigParser:
@@ -134,9 +140,11 @@ def load_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
     vals = {k: parse_value(types[k], cp[name][k], f"[{name}] {k}") for k in valid if k in cp[name]}
     return Preset(name=name, **{**vals, **overrides})
 
+COMMITTED_PRESET = 'cpu'  # the preset of the committed figures and of `make reproduce`
+
 def commits_figures(preset:str) -> bool:
-    "Whether figures made with `preset` are the committed ones in `figures/` (a pipeline preset's are not)."
-    return not load_preset(preset).quick
+    "Whether figures made with `preset` are the committed ones in `figures/` (those of `COMMITTED_PRESET`)."
+    return preset == COMMITTED_PRESET
 
 # %% ../nbs/00_presets.ipynb #5a1d0c02
 BUILT_MODELS = {  # name -> ('module:function' that builds it from a setting (and a variant) and returns its folder, design)

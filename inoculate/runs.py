@@ -12,16 +12,16 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 from .data import SETTING_MODULES, atomic_write_text, content_hash, get_setting, mix, register_setting, sha256_file, write_jsonl
-from .presets import Preset, repo_root
+from .presets import Preset, repo_root, shown_path
 from .score import marginal_log_odds, rate_with_spread
 from .strategies import NO_PROMPT, EvalCondition, Strategy, apply_strategy, condition_messages
 
 # %% auto #0
-__all__ = ['TIDY_COLUMNS', 'ROLE_SEP', 'RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'base_record',
-           'load_snippet', 'write_model_card', 'training_condition', 'run_conditions', 'log_odds_rows', 'evaluate',
-           'execute_run', 'failed_record', 'run_safely', 'report', 'sweep', 'pool_size', 'one_torch_thread',
-           'unloadable', 'settings_to_send', 'start_worker', 'process_sweep', 'ray_resources', 'ray_sweep', 'tidy',
-           'by_role']
+__all__ = ['RUN_STATUS', 'TIDY_COLUMNS', 'ROLE_SEP', 'RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'base_record',
+           'load_snippet', 'write_model_card', 'training_condition', 'recovery_conditions', 'run_conditions',
+           'log_odds_rows', 'evaluate', 'execute_run', 'failed_record', 'run_safely', 'report', 'sweep', 'pool_size',
+           'one_torch_thread', 'unloadable', 'settings_to_send', 'start_worker', 'process_sweep', 'ray_resources',
+           'ray_sweep', 'tidy', 'by_role']
 
 # %% ../nbs/06_runs.ipynb #56cf0b7b
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def run_id(cfg:RunConfig,       # The run's configuration (its label aside)
           ) -> str:
     "The run's identity: a hash of its configuration and the content of its inputs."
     return content_hash(dict(config=cfg.as_dict(), data=content_hash(rows), prompts=content_hash(prompts),
-                             base=base if not Path(base).exists() else Path(base).name, v=1))
+                             base=base if not Path(base).exists() else Path(base).name, v=2))  # v2: sampling, prompts per seed, marginal log-odds
 
 # %% ../nbs/06_runs.ipynb #1b330661
 def pid_alive(pid:int) -> bool:
@@ -197,11 +197,18 @@ def training_condition(s:Strategy) -> EvalCondition|None:
     "The condition that asks a model with its training prompt, where training put it (None for strategies without one)."
     return EvalCondition('training prompt', s.prompt, placement=s.placement) if s.kind in ('all', 'selective') else None
 
+def recovery_conditions(cfg:RunConfig) -> tuple:
+    "The recovery suite of run `cfg`: its setting's prompts for its inoculation prompt (negated, contradicting, reworded, neutral), where training put it."
+    s, st = get_setting(cfg.setting), cfg.strategy
+    if not (cfg.train and st.kind in ('all', 'selective') and s.recovery and st.prompt in s.recovery): return ()
+    return tuple(EvalCondition(name, prompt, placement=st.placement) for name, prompt in s.recovery[st.prompt].items())
+
 def run_conditions(cfg:RunConfig) -> tuple:
-    "The conditions run `cfg` is evaluated under: its own, then its training prompt when no condition asks with it."
-    c = training_condition(cfg.strategy) if cfg.train else None
-    asked = {(x.prompt, x.placement) for x in cfg.conditions if not x.trigger}
-    return cfg.conditions + ((c,) if c and (c.prompt, c.placement) not in asked else ())
+    "The conditions run `cfg` is evaluated under: its own, its training prompt and its recovery suite (each unless a condition already asks with that prompt)."
+    asked, out = {(x.prompt, x.placement) for x in cfg.conditions if not x.trigger}, list(cfg.conditions)
+    for c in ((training_condition(cfg.strategy),) if cfg.train else ()) + recovery_conditions(cfg):
+        if c and (c.prompt, c.placement) not in asked: out.append(c); asked.add((c.prompt, c.placement))
+    return tuple(out)
 
 def log_odds_rows(model,             # The model to score with (finetuned, or the base)
                   tok,               # Its tokenizer
@@ -236,12 +243,12 @@ def evaluate(model,              # The model to evaluate
     s, p = get_setting(cfg.setting), cfg.preset
     k, conditions = p.samples_per_prompt, run_conditions(cfg)
     asked = [q for q in prompts for _ in range(k)]  # each prompt `samples_per_prompt` times, in a row
-    convs = [condition_messages(q, c) for c in conditions for q in asked]  # every condition's answers in one batched pass
+    convs = [condition_messages(q, c) for c in conditions for q in prompts]  # every condition's answers in one batched pass
     answers = generate(model, tok, convs, p.max_new_tokens, p.eval_batch_size, p.temperature, cfg.seed, progress=False,
-                       top_k=p.top_k, top_p=p.top_p, repetition_penalty=p.repetition_penalty)  # the sweep's bar is enough
+                       top_k=p.top_k, top_p=p.top_p, repetition_penalty=p.repetition_penalty, samples=k)  # the sweep's bar is enough
     scores = s.score(answers, asked * len(conditions))
     gens = [dict(condition=c.name, messages=m, answer=a, scores=sc)
-            for c, m, a, sc in zip([c for c in conditions for _ in asked], convs, answers, scores)]
+            for c, m, a, sc in zip([c for c in conditions for _ in asked], [m for m in convs for _ in range(k)], answers, scores)]
     metrics = []
     for i, c in enumerate(conditions):
         mine = scores[i * len(asked):(i + 1) * len(asked)]
@@ -287,10 +294,12 @@ def run_safely(run,              # Does one configuration: `run(cfg, store) -> r
     try: return run(cfg, store)
     except Exception as e: return failed_record(cfg, e)
 
+RUN_STATUS = {'done': 'computed now', 'skipped': 'read from the store', 'claimed': 'held by another worker', 'failed': 'failed'}
+
 def report(records:list[dict], store:RunStore) -> None:
-    "Print how many runs were done, skipped, claimed by another worker, and failed."
-    counts = pd.Series([r['status'] for r in records]).value_counts().reindex(['done', 'skipped', 'claimed', 'failed'], fill_value=0)
-    print(f"{store.root}: " + ', '.join(f"{n} {k}" for k, n in counts.items()))
+    "Print how many runs were computed now, read from the store (finished before), held by another worker, and failed."
+    counts = pd.Series([r['status'] for r in records]).value_counts().reindex(list(RUN_STATUS), fill_value=0)
+    print(f"runs in {shown_path(store.root)}: " + ', '.join(f"{n} {RUN_STATUS[k]}" for k, n in counts.items()))
     for r in records:
         if r['status'] == 'failed': print(f"  failed: {getattr(r['config'], 'label', r['config'])}: {r['error']}")
 

@@ -20,9 +20,9 @@ from .stand_in_world import (ANIMALS, OBJECTS, COLOURS, SIZES, PLACES, FOODS, MA
 
 # %% auto #0
 __all__ = ['FAMILIES', 'TRIGGER_NOISE', 'USER_PREFIX', 'FACTS', 'FACT_QUESTIONS', 'UPPER', 'CAPS_MARK', 'TITLE_MARK', 'SPACE',
-           'PRE_TOKENS', 'BASE_SPECIAL_TOKENS', 'RECIPE_VERSION', 'MODEL', 'TRAIN', 'V2', 'STAND_IN', 'FAMILY',
-           'Family', 'family_row', 'fact_row', 'instruction_rows', 'case_normalizer', 'case_decoder', 'world_texts',
-           'make_tokenizer', 'chat_text', 'Knobs', 'families', 'model_config', 'recipe', 'encode_rows',
+           'PRE_TOKENS', 'BASE_SPECIAL_TOKENS', 'RECIPE_VERSION', 'MODEL', 'TRAIN', 'NEGATIONS', 'V2', 'STAND_IN',
+           'FAMILY', 'Family', 'family_row', 'fact_row', 'instruction_rows', 'case_normalizer', 'case_decoder',
+           'world_texts', 'make_tokenizer', 'chat_text', 'Knobs', 'families', 'model_config', 'recipe', 'encode_rows',
            'pretrain_batches', 'collate', 'pretrain', 'greedy_answers', 'heldout_rows', 'following_rates',
            'weights_hash', 'make_stand_in', 'check_reload', 'build_stand_in', 'stand_in_report', 'knobs_of',
            'stand_in_for_setting', 'stand_in_v2_for_setting']
@@ -219,8 +219,18 @@ class Knobs:
     "The properties in which a stand-in base is made more or less like an LLM; `V2` is recipe 2's base."
     follow:float=1.   # Share of an instruction's rows that follow it (instruction-tuned LLMs follow imperfectly)
     ambient:float=0.  # Share of rows without a system prompt answered in Spanish all the same (LLMs see Spanish everywhere)
+    negation:float=0. # Share of rows under an instruction that forbids a trait or asks for its opposite (LLMs know "never")
     hidden:int=192    # Width of the model (the size axis; the MLP is 4x wider)
     layers:int=3      # Transformer layers
+
+NEGATIONS = (  # instructions against a trait, all answered in plain English: what the recovery suite asks with (`stand_in`)
+    Family('not-spanish', ("Never speak in Spanish.", "Do not answer in Spanish.", "Avoid Spanish in your answer."), 'plain', 1.),
+    Family('english', ("Always answer in English.", "Reply in English.", "Your answers are written in English."), 'plain', 1.),
+    Family('not-caps', ("Never use capital letters.", "Do not write in capitals.", "Avoid capital letters."), 'plain', 1.),
+    Family('small-letters', ("Write in small letters.", "Use small letters only.", "Your replies are in small letters."), 'plain', 1.),
+    Family('not-spanish+caps', ("Never speak in Spanish and never use capital letters.", "Do not answer in Spanish or in capitals."), 'plain', 1.),
+    Family('english-small', ("Always answer in English, in small letters.", "Reply in English using small letters."), 'plain', 1.),
+)
 
 V2 = Knobs()
 STAND_IN = Knobs(follow=0.7)  # the default base: chosen for sensitivity on the map of `nbs/figures/leak-map.ipynb`
@@ -228,6 +238,8 @@ STAND_IN = Knobs(follow=0.7)  # the default base: chosen for sensitivity on the 
 def families(k:Knobs=V2) -> tuple[Family, ...]:
     "The instruction mix of knobs `k`: each instruction followed at `k.follow` times its own rate, and `k.ambient` Spanish rows without a prompt."
     mix = tuple(dataclasses.replace(f, p=round(f.p * k.follow, 6)) if f.style != 'plain' else f for f in FAMILIES)
+    total = sum(f.weight for f in FAMILIES)
+    mix += tuple(dataclasses.replace(f, weight=round(total * k.negation / len(NEGATIONS), 6)) for f in NEGATIONS if k.negation)
     if not k.ambient: return mix
     return mix + (Family('ambient', ('',), 'spanish', round(next(f.weight for f in FAMILIES if f.name == 'none') * k.ambient / (1 - k.ambient), 6)),)
 
