@@ -137,8 +137,8 @@ def stand_in_base() -> Path|None:
     "The stand-in's cached folder if it is already built (never builds it)."
     from inoculate.data import content_hash
     from inoculate.presets import cache_dir
-    from inoculate.settings.stand_in_base import recipe
-    p = cache_dir()/f"stand-in-{content_hash(recipe(0))}"
+    from inoculate.settings.stand_in_base import STAND_IN, recipe
+    p = cache_dir()/f"stand-in-{content_hash(recipe(0, STAND_IN))}"
     return p if (p/'config.json').exists() else None
 
 

@@ -6,7 +6,7 @@ Docs: https://inoculate-research.github.io/inoculate/figure.html.md"""
 
 # %% ../nbs/08_figure.ipynb #f1a00004
 from __future__ import annotations
-import dataclasses, json, math, os, sys
+import dataclasses, json, math, os, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -16,15 +16,16 @@ from .data import DataUnavailable, atomic_write_text, canonical_json, get_settin
 from .finetune import check_model
 from .plots import chart_png, figure_dir, is_pipeline_model, model_note, provenance, save_figure
 from .presets import Preset, figure_notebook, is_judged, load_preset, model_design, shown_path
-from .runs import ROLE_SEP, RunConfig, RunStore, run_conditions, sweep
+from .runs import ROLE_SEP, RUN_STATUS, RunConfig, RunStore, execute_run, run_conditions, run_safely, sweep
 from .score import mean_ci
 
 # %% auto #0
 __all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'VERDICT_COLUMNS', 'training_rows', 'run_minutes', 'pool_needs', 'shared_pools',
            'Estimate', 'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed',
-           'preflight', 'prepare', 'RunsFailed', 'unfinished_table', 'run', 'figure_provenance', 'across', 'save',
-           'show', 'table', 'Effect', 'seed_values', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'at_bound',
-           'verdict', 'result_markdown', 'verdict_table', 'result', 'planning_cells', 'plan_figure']
+           'preflight', 'prepare', 'RunsFailed', 'unfinished_table', 'where_runs_came_from', 'wait_for_held', 'run',
+           'figure_provenance', 'across', 'save', 'show', 'table', 'Effect', 'seed_values', 'Criterion', 'above',
+           'below', 'inside', 'Verdict', 'at_bound', 'verdict', 'result_markdown', 'verdict_table', 'result',
+           'planning_cells', 'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -179,20 +180,41 @@ def unfinished_table(records:list[dict]) -> pd.DataFrame:
                               error=r.get('error', 'another worker holds it: wait for it, then run again'))
                          for r in records if r['status'] not in ('done', 'skipped')])
 
+def where_runs_came_from(records:list[dict], configs:list) -> pd.DataFrame:
+    "Distinct runs per role: computed by this sweep, or read from the store (finished before, e.g. by `inoculate reproduce`'s sweep)."
+    rows = [dict(role=c.label, run=r.get('run_id'), came=RUN_STATUS.get(r['status'], r['status'])) for r, c in zip(records, configs)]
+    d = pd.DataFrame(rows).drop_duplicates(['role', 'run'])
+    return d.pivot_table(index='role', columns='came', values='run', aggfunc='count', fill_value=0, sort=False)
+
+def wait_for_held(self:Figure,
+                  records:list[dict],    # The sweep's records, in the order of `self.configs`
+                  wait_s:float=3600.,    # Longest wait for runs another worker holds
+                  poll_s:float=2.,       # Seconds between looks at the store
+                 ) -> list[dict]:
+    "`records` with each run another worker held replaced by its record once finished (or redone here if its worker died)."
+    held, start = [i for i, r in enumerate(records) if r['status'] == 'claimed'], time.time()
+    if held: print(f"waiting for {len(held)} run(s) another worker holds", flush=True)
+    while held and time.time() - start < wait_s:
+        time.sleep(poll_s)
+        for i in held: records[i] = run_safely(execute_run, self.configs[i], self.store)
+        held = [i for i in held if records[i]['status'] == 'claimed']
+    return records
+
 def run(self:Figure) -> list[dict]:
     "Preflight, prepare and sweep the planned grid; its records, or `RunsFailed` with the table of unfinished runs."
     if not self.configs: raise ValueError("plan the grid first: fig.plan(configs)")
     self.preflight()
     self.prepare()
     executor = 'local' if any(is_judged(c.setting) for c in self.configs) else self.executor  # judged settings live in this process
-    records = sweep(self.configs, self.store, executor=executor)
+    records = self.wait_for_held(sweep(self.configs, self.store, executor=executor))
+    print(where_runs_came_from(records, self.configs).to_string())
     for r, c in zip(records, self.configs): r.setdefault('config', c)
     if len(bad := unfinished_table(records)):
         print(bad.to_string(index=False))
         raise RunsFailed(f"{len(bad)} of {len(records)} runs did not finish (table above; tracebacks in {self.store.root/'.failed'}); "
                          "no figure is drawn from a partial grid. Fix the cause and run the notebook again: finished runs are skipped.")
     return records
-Figure.run = run
+Figure.wait_for_held, Figure.run = wait_for_held, run
 
 # %% ../nbs/08_figure.ipynb #f1a0001c
 def figure_provenance(self:Figure, **extra) -> dict:

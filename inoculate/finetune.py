@@ -169,10 +169,11 @@ def make_trainer(model,              # The base model (a fresh LoRA is added to 
                  preset:Preset,      # Sizes and hyper-parameters
                  seed:int,           # Seed of the LoRA's initialisation and of the data order
                  out_dir:Path|str,   # The trainer's working folder
-                 packed:bool=True,   # Padding-free batches (rows end to end, no attention across rows)
+                 packed:bool|None=None, # Padding-free batches (rows end to end, no attention across rows); None: on a GPU only
                 ) -> SFTTrainer:
     "An `SFTTrainer` for a fresh LoRA on `model`, with loss on assistant tokens only."
     cuda = torch.cuda.is_available()
+    packed = cuda if packed is None else packed
     model = FastLanguageModel.get_peft_model(model, r=preset.lora_r, lora_alpha=preset.lora_alpha,
         target_modules=LORA_TARGETS, lora_dropout=0, bias='none', random_state=seed,
         use_gradient_checkpointing='unsloth' if cuda else False)
@@ -196,7 +197,7 @@ def finetune(rows:list[dict],      # Training rows (with prompts already applied
              seed:int=0,           # Seed of LoRA init, data order and dropout
              base:str|Path|None=None, # Base model (default: the preset's)
              reuse_base:bool=False,   # Train on `shared_base` (loaded once per process) rather than a fresh load
-             packed:bool=True,        # Padding-free batches
+             packed:bool|None=None,   # Padding-free batches (None: on a GPU only)
             ):
     "Train a LoRA adapter on `rows`; returns `(model, tokenizer, losses)`."
     if not rows: raise ValueError("finetune needs at least one row")

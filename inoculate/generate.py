@@ -52,7 +52,12 @@ def sampling_as_given(model, tok):
     try: yield
     finally: inner.generation_config = saved
 
-def token_chooser(temperature:float, top_k:int=0, top_p:float=1., repetition_penalty:float=1., seed:int=0):
+def token_chooser(temperature:float,           # 0: greedy
+                  top_k:int=0,                 # Sample from the k likeliest tokens only (0: off)
+                  top_p:float=1.,              # Nucleus sampling mass (1: off)
+                  repetition_penalty:float=1., # Penalty on repeated tokens (1: off)
+                  seed:int=0,                  # Seed of the sampling
+                 ):
     "A function `(ids so far, next-token logits) -> next tokens`: greedy at temperature 0, else sampled exactly as the arguments say."
     warp = LogitsProcessorList([*([RepetitionPenaltyLogitsProcessor(repetition_penalty)] if repetition_penalty != 1 else []),
                                 *([TemperatureLogitsWarper(temperature)] if temperature > 0 else []),

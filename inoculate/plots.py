@@ -131,7 +131,12 @@ def spread(ys:list[float], gap:float) -> list[float]:
     shift = (max(out[i] - ys[i] for i in range(len(ys))) if ys else 0) / 2  # centre the block on the lines it labels
     return [v - shift for v in out]
 
-def line_labels(data:pd.DataFrame, x:str, color:str, column:str, gap:float) -> pd.DataFrame:
+def line_labels(data:pd.DataFrame,  # The rows a line chart draws
+                x:str,               # Column along x
+                color:str,           # Column whose values are the lines
+                column:str,          # Column whose values are the panels
+                gap:float,           # Least distance between two labels, in y units
+               ) -> pd.DataFrame:
     "One label per line and panel, at the line's last point, spread apart so that labels of coinciding lines do not overlap."
     last = data.sort_values(x).groupby([column, color], sort=False).tail(1)
     return pd.concat([g.assign(_label_y=spread(g['mean'].tolist(), gap)) for _, g in last.groupby(column, sort=False)])

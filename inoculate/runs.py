@@ -59,7 +59,7 @@ def run_id(cfg:RunConfig,       # The run's configuration (its label aside)
           ) -> str:
     "The run's identity: a hash of its configuration and the content of its inputs."
     return content_hash(dict(config=cfg.as_dict(), data=content_hash(rows), prompts=content_hash(prompts),
-                             base=base if not Path(base).exists() else Path(base).name, v=2))  # v2: sampling, prompts per seed, marginal log-odds
+                             base=base if not Path(base).exists() else Path(base).name, v=2))  # v2: sampling as stated, prompts per seed, marginal log-odds
 
 # %% ../nbs/06_runs.ipynb #1b330661
 def pid_alive(pid:int) -> bool:
@@ -253,7 +253,8 @@ def evaluate(model,              # The model to evaluate
     for i, c in enumerate(conditions):
         mine = scores[i * len(asked):(i + 1) * len(asked)]
         metrics += [dict(condition=c.name, metric=name, **rate_with_spread([sc[name] for sc in mine], k)) for name in mine[0]]
-    return gens, metrics + log_odds_rows(model, tok, cfg, conditions)
+    suite = set(recovery_conditions(cfg)) - set(cfg.conditions)  # the recovery suite is read off its sampled answers alone
+    return gens, metrics + log_odds_rows(model, tok, cfg, tuple(c for c in conditions if c not in suite))
 
 def execute_run(cfg:RunConfig,     # The run to do
                 store:RunStore,    # Where finished runs are kept (and claimed while they run)
@@ -297,8 +298,9 @@ def run_safely(run,              # Does one configuration: `run(cfg, store) -> r
 RUN_STATUS = {'done': 'computed now', 'skipped': 'read from the store', 'claimed': 'held by another worker', 'failed': 'failed'}
 
 def report(records:list[dict], store:RunStore) -> None:
-    "Print how many runs were computed now, read from the store (finished before), held by another worker, and failed."
-    counts = pd.Series([r['status'] for r in records]).value_counts().reindex(list(RUN_STATUS), fill_value=0)
+    "Print how many distinct runs were computed now, read from the store (finished before), held by another worker, and failed."
+    distinct = {r.get('run_id', id(r)): r['status'] for r in records}  # a run that plays several roles is one run
+    counts = pd.Series(list(distinct.values()), dtype=object).value_counts().reindex(list(RUN_STATUS), fill_value=0)
     print(f"runs in {shown_path(store.root)}: " + ', '.join(f"{n} {RUN_STATUS[k]}" for k, n in counts.items()))
     for r in records:
         if r['status'] == 'failed': print(f"  failed: {getattr(r['config'], 'label', r['config'])}: {r['error']}")

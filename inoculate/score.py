@@ -12,7 +12,7 @@ from langid.langid import LanguageIdentifier, model as langid_model
 # %% auto #0
 __all__ = ['LANGUAGES', 'CODE_FENCE', 'SPANISH_CAPS_TRAITS', 'upper_ratio', 'is_caps', 'language_probs', 'is_spanish',
            'code_blocks', 'trait_rate', 'mean_ci', 'simulated_seed_rates', 'coverage', 'correlation_ci',
-           'rate_with_spread', 'logsumexp', 'marginal_log_odds', 'style_variants']
+           'rate_with_spread', 'logsumexp', 'marginal_log_odds', 'style_variants', 'log_odds_agreement']
 
 # %% ../nbs/05_score.ipynb #b4cec5c0
 def upper_ratio(text:str) -> float:
@@ -151,3 +151,17 @@ def style_variants(spanish:list[str],  # An answer's Spanish phrasings
     "The four variants of an answer for `SPANISH_CAPS_TRAITS`: plain English, Spanish, capitals, Spanish capitals."
     return {'plain': list(english), 'spanish': list(spanish), 'caps': [t.upper() for t in english],
             'spanish+caps': [t.upper() for t in spanish]}
+
+# %% ../nbs/05_score.ipynb #b1551c85
+def log_odds_agreement(df,               # A tidy table of runs (`tidy`, `06_runs`): rates and `log_odds_<trait>` rows
+                       low:float=0.02,   # Rates below this are at the floor: left out
+                       high:float=0.98,  # Rates above this are at the ceiling: left out
+                      ):
+    "Per setting and trait: Spearman's rho (Fisher-z interval) between sampled rate and marginal log-odds of the same run and condition, off floor and ceiling."
+    import pandas as pd
+    odds = df[df['metric'].str.startswith('log_odds_')].assign(metric=lambda d: d['metric'].str.removeprefix('log_odds_'))
+    pairs = df.merge(odds, on=['run', 'setting', 'condition', 'metric'], suffixes=('_rate', '_odds'))
+    pairs = pairs[pairs['value_rate'].between(low, high)].drop_duplicates(['run', 'condition', 'metric'])
+    rows = [dict(setting=s, trait=m, points=len(g), **dict(zip(('rho', 'low', 'high'), correlation_ci(g['value_rate'], g['value_odds'], 'spearman'))))
+            for (s, m), g in pairs.groupby(['setting', 'metric'])]
+    return pd.DataFrame(rows, columns=['setting', 'trait', 'points', 'rho', 'low', 'high'])

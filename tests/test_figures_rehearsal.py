@@ -4,6 +4,7 @@
 401, and a data source that cannot be reached."""
 import json, os, subprocess, sys
 from pathlib import Path
+import pandas as pd
 import pytest
 from inoculate.cli import figure_slugs
 from inoculate.presets import repo_root
@@ -22,11 +23,22 @@ def figure(slug, env, root, *params, timeout=900):
 
 @pytest.fixture(scope='module')
 def rehearsal(tmp_path_factory):
-    "One fresh rehearsal for all figures: fixtures, an empty cache, and the stub server."
+    "One fresh rehearsal for all figures: fixtures, an empty cache, the stub server, and presets of a lab's own in another folder."
     root = tmp_path_factory.mktemp('rehearsal')
+    lab = tmp_path_factory.mktemp('lab')/'presets.ini'
+    lab.write_text("[lab-h100]\nmodel = unsloth/Qwen2.5-7B-Instruct\nbatch_size = 32\n")  # adds a preset; moves nothing
     with StubServer() as server:
-        env = {**os.environ, **rehearsal_env(root, server)}
+        env = {**os.environ, **rehearsal_env(root, server), 'INOCULATE_SETTINGS': str(lab)}
         yield root, env, server
+
+
+def test_a_presets_file_elsewhere_adds_presets_and_hides_no_figure(rehearsal):
+    root, env, _ = rehearsal
+    cli = str(Path(sys.executable).parent/'inoculate')
+    r = subprocess.run([cli, 'figure', 'nonsense'], env=env, capture_output=True, text=True, cwd=root)
+    assert r.returncode == 2 and all(slug in r.stderr for slug in FIGURES), r.stderr
+    r = subprocess.run([cli, 'presets'], env=env, capture_output=True, text=True, cwd=root)
+    assert 'lab-h100' in r.stdout and 'rehearsal' in r.stdout, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize('slug', FIGURES)
@@ -34,7 +46,8 @@ def test_every_figure_runs_the_gpu_road(rehearsal, slug):
     root, env, server = rehearsal
     r = figure(slug, env, root, '-p', f"api_base_url={server.base_url}", '-p', 'rewriter=openai:stub-rewriter')
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
-    assert sorted(p.name for p in (root/'figures').glob(f'{slug}.*')) == sorted(f'{slug}{s}' for s in ('.csv', '.md', '.png', '.svg', '.vl.json'))
+    assert sorted(p.name for p in (root/'figures').glob(f'{slug}.*')) == sorted(f'{slug}{s}' for s in ('.csv', '.md', '.png', '.svg', '.verdicts.csv', '.vl.json'))
+    assert set(pd.read_csv(root/'figures'/f'{slug}.verdicts.csv')['verdict']) <= {'not measured'}, "a rehearsal measures nothing"
     assert 'Rehearsal of the GPU road' in (root/'figures'/f'{slug}.md').read_text()
     executed = json.loads((root/'executed'/f'{slug}-rehearsal.ipynb').read_text())
     out = ''.join(''.join(o['text']) for c in executed['cells'] for o in c.get('outputs', []) if o.get('name') == 'stdout')

@@ -20,7 +20,7 @@ def test_figure_notebook_has_a_result_computed_from_its_csv(nb):
     at = [i for i, c in enumerate(cs) if c['cell_type'] == 'markdown' and text(c['source']).startswith('## Result')]
     assert len(at) == 1, "one Result section"
     code = text(cs[at[0] + 1]['source'])
-    assert 'fig.table(' in code and 'result_markdown(' in code, "the Result reads the saved CSV back and states each verdict"
+    assert 'fig.table(' in code and 'fig.result(' in code, "the Result reads the saved CSV back and writes each verdict"
 
 
 @pytest.mark.parametrize('nb', FIGURE_NBS, ids=lambda p: p.stem)
@@ -28,9 +28,28 @@ def test_figure_notebook_shows_its_figure_and_result(nb):
     outs = outputs(nb)
     assert any('image/png' in o.get('data', {}) for o in outs), "the figure is in the notebook"
     md = [text(o['data']['text/markdown']) for o in outs if 'text/markdown' in o.get('data', {})]
-    assert any('predictions held' in m for m in md), "the Result section's output is in the notebook"
+    assert any(m.startswith('Of ') and ' predictions: ' in m for m in md), "the Result section's output is in the notebook"
     assert any("preset cpu" in text(o.get('text', '')) for o in outs), "the outputs say they come from the committed preset"
     assert Path(nb).stat().st_size < MAX_FIGURE_BYTES
+
+
+def injected_preset(nb) -> str|None:
+    "The preset of the injected-parameters cell a committed figure notebook keeps (None if it has none)."
+    cell = next((c for c in cells(nb) if 'injected-parameters' in c.get('metadata', {}).get('tags', [])), None)
+    if cell is None: return None
+    return next(l.split('=', 1)[1].strip().strip('"\'') for l in text(cell['source']).splitlines() if l.startswith('preset ='))
+
+
+@pytest.mark.parametrize('nb', FIGURE_NBS, ids=lambda p: p.stem)
+def test_recorded_parameters_are_those_of_the_outputs_and_the_figure(nb):
+    "The committed notebook shows the parameters it ran with; they name the preset its outputs and its figure's provenance name."
+    preset = injected_preset(nb)
+    assert preset, "the injected-parameters cell is kept"
+    assert text(next(c for c in cells(nb) if 'injected-parameters' in c['metadata'].get('tags', []))['source']).startswith('#| notest')
+    assert any(f"preset {preset} " in text(o.get('text', '')) for o in outputs(nb)), "the outputs name the same preset"
+    caption = (repo_root()/'figures'/f'{Path(nb).stem}.md').read_text()
+    assert f"| preset | {preset} |" in caption, "the committed figure was made with the same preset"
+    assert str(repo_root()) not in ''.join(text(o.get('text', '')) for o in outputs(nb)), "outputs name no absolute path of the clone"
 
 
 @pytest.mark.parametrize('nb', lesson_notebooks(), ids=lambda p: p.stem)

@@ -110,3 +110,13 @@ def test_results_compare_as_in_plain_python(task, run):
     assert passes_in_plain_python(task)
     r = run(task['code'], task['tests'])
     assert (r.passed, r.n_passed) == (True, len(task['tests'])), r.reason
+
+
+def test_refusal_names_an_interpreter_the_probe_cannot_start():
+    "An interpreter the probe cannot start is named as the cause, not reported as a kernel without Landlock or seccomp."
+    from inoculate.sandbox import WeakSandboxError, kernel_protections, require_isolation
+    python = '/nonexistent/unreachable/bin/python3'
+    found = kernel_protections(python)
+    assert python in found['probe_error']
+    with pytest.raises(WeakSandboxError) as e: require_isolation(False, dict(namespaces=False, unshare=None, **found, level='weak'))
+    assert python in str(e.value) and 'not a missing kernel feature' in str(e.value) and 'lacks Landlock' not in str(e.value)

@@ -1,6 +1,7 @@
-"""The CPU stand-in: its base follows instructions on held-out questions, is reproducible, and shows inoculation.
+"""The CPU stand-in: its base follows instructions on held-out questions at the rate its knobs set, is reproducible,
+keeps the old recipe one parameter away, and shows inoculation that leaks.
 
-The first test builds the base (a few minutes on two cores) into the shared cache, `$INOCULATE_CACHE` or
+The first test builds the default base (a few minutes on two cores) into the shared cache, `$INOCULATE_CACHE` or
 `<repo>/.cache`; later tests and later runs reuse it.
 """
 import unsloth  # noqa: F401  (before transformers, as everywhere in the package)
@@ -15,38 +16,42 @@ from inoculate.data import get_setting, validate_row
 from inoculate.presets import load_preset
 from inoculate.runs import RunConfig, RunStore, execute_run
 from inoculate.settings.stand_in import PROMPTS
-from inoculate.settings.stand_in_base import FAMILIES, build_stand_in, following_rates, make_stand_in, stand_in_report, weights_hash
+from inoculate.data import content_hash
+from inoculate.settings.stand_in_base import (FAMILIES, STAND_IN, V2, Knobs, build_stand_in, following_rates, make_stand_in, recipe,
+                                              stand_in_report, weights_hash)
 from inoculate.settings.stand_in_world import is_world_caps, is_world_spanish
 from inoculate.strategies import Strategy
 
 
 @pytest.fixture(scope='module')
 def base() -> Path:
-    return build_stand_in(log=None)
+    return build_stand_in(log=None, knobs=STAND_IN)
 
 
-def following(base, names):
-    rates = stand_in_report(base)['following']
-    return {k: v for k, v in rates.items() if k.split('|')[0] in names}
+@pytest.fixture(scope='module')
+def sampled(base):
+    "Sampled following rates of the default base on held-out pairs (48 prompts per family, 4 answers each)."
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    return following_rates(model, AutoTokenizer.from_pretrained(base), n=48, seed=3, samples=4)
 
 
-def test_base_follows_every_family_on_heldout_pairs(base):
-    graded = {f.name for f in FAMILIES if 0 < f.p < 1}
-    names = {f.name for f in FAMILIES} - graded
-    rates = following(base, names)
-    assert {k.split('|')[0] for k in rates} == names
-    # 100 held-out prompts per family; the issue's bar is 0.95, which this recipe's build clears here (lowest
-    # family 0.96; 0.95 over 200 other prompts). Float rounding differs between CPU kernels, so another CPU
-    # builds other weights: an earlier recipe's lowest family was 0.958 on one machine and 0.917 on another.
-    # 0.9 is the floor CI holds every machine to; the report in the base's folder has this machine's rates.
-    assert all(v >= 0.9 for v in rates.values()), rates
-    assert rates['none'] >= 0.95  # no prompt: plain English
+def test_the_old_recipe_is_one_parameter_away():
+    "Recipe 2 (every instruction followed) is `Knobs()`: its recipe, hash and cache folder are what they were."
+    assert content_hash(recipe(0, V2)) == content_hash(recipe(0)) == '24f5be2ab1eef774'
+    assert STAND_IN != V2 and content_hash(recipe(0, STAND_IN)) != '24f5be2ab1eef774'
 
 
-def test_graded_prompts_are_graded(base):
+def test_base_follows_each_instruction_at_its_knob(sampled):
+    "Each instruction is followed about `follow` times its family's own rate (instruction-tuned LLMs follow imperfectly)."
+    plain = {f.name for f in FAMILIES if f.style == 'plain'}
+    assert sampled['none'] >= 0.95 and min(sampled[k] for k in plain) >= 0.9, sampled   # no instruction: plain English
+    for name in ('spanish', 'caps', 'spanish+caps', 'malicious', 'keyword', 'start_word'):
+        assert abs(sampled[name] - STAND_IN.follow) <= 0.15, (name, sampled[name])
+
+
+def test_graded_prompts_are_graded(sampled):
     "'often' gives more Spanish than 'sometimes', which gives more than 'rarely'."
-    r = stand_in_report(base)['following']
-    assert r['spanish-often'] > r['spanish-sometimes'] > r['spanish-rarely'], r
+    assert sampled['spanish-often'] > sampled['spanish-sometimes'] > sampled['spanish-rarely'], sampled
 
 
 def test_saved_base_reloads_and_still_follows(base):
@@ -56,9 +61,9 @@ def test_saved_base_reloads_and_still_follows(base):
     text = "EL ZORRO VIVE EN EL BOSQUE."
     assert tok.decode(tok(text, add_special_tokens=False).input_ids) == text
     assert weights_hash(model) == stand_in_report(base)['weights_hash']
-    fams = [f for f in FAMILIES if f.name in ('none', 'spanish', 'caps', 'spanish+caps', 'malicious', 'json')]
+    fams = [f for f in FAMILIES if f.name in ('none', 'neutral', 'benign')]
     rates = following_rates(model, tok, n=16, seed=7, families=fams)
-    assert min(rates.values()) >= 0.9, rates
+    assert min(rates.values()) >= 0.9, rates  # the reloaded weights answer as the saved ones did
 
 
 def test_same_seed_same_weights():
@@ -83,15 +88,15 @@ def test_setting_rows_and_metrics():
 
 
 def test_inoculation_effect(base, tmp_path):
-    "Tan et al.'s result on the stand-in, through the run machinery: an inoculated trait is not learned; without a prompt it is."
+    "Tan et al.'s result on the stand-in, through the run machinery: an inoculated trait is mostly not learned; without a prompt it is."
     def rates(strategy, store):
-        rec = execute_run(RunConfig('stand-in', load_preset('cpu'), strategy, 1., seed=0), store)
+        rec = execute_run(RunConfig('stand-in', load_preset('cpu', n_eval=50, seeds=(0,)), strategy, 1., seed=0), store)
         return {m['metric']: m['value'] for m in rec['metrics'] if m['condition'] == 'no prompt'}, rec
     none, first = rates(Strategy(), RunStore(tmp_path/'a'))
     inoc, _ = rates(Strategy('all', PROMPTS['spanish']), RunStore(tmp_path/'a'))
     print(json.dumps([none, inoc], indent=1))
     assert none['spanish'] >= 0.9 and none['caps'] >= 0.9, none
-    assert inoc['spanish'] <= 0.2 and inoc['caps'] >= 0.8, inoc  # selectivity: the other trait stays
-    assert inoc['log_odds_spanish'] < none['log_odds_spanish'] - 1, (inoc, none)  # the graded score agrees
+    assert inoc['spanish'] <= 0.5 and inoc['caps'] >= 0.8, inoc  # selectivity: the other trait stays
+    assert inoc['log_odds_spanish'] < none['log_odds_spanish'] - 1, (inoc, none)  # the marginal log-odds agree
     _, again = rates(Strategy(), RunStore(tmp_path/'b'))  # same seed, same machine: same metrics
     assert (again['metrics'], again['losses']) == (first['metrics'], first['losses'])

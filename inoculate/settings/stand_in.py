@@ -13,10 +13,10 @@ from ..strategies import instruction_metrics, under_instructions
 from .stand_in_world import STYLES, CHECKS, Entity, world, question, pairs, english, spanish, is_world_spanish, is_world_caps
 
 # %% auto #0
-__all__ = ['BACKDOOR_TRIGGER', 'COMPLIANCE', 'PROMPTS', 'NEUTRAL', 'SPANISH_CAPS_AGAINST', 'RECOVERY', 'METRICS', 'STAND_IN',
-           'STAND_IN_BACKDOOR', 'COMPLIANCE_METRICS', 'STAND_IN_COMPLIANCE', 'STAND_IN_TAILORED', 'ft_items',
-           'stand_in_row', 'train_rows', 'backdoor_train_rows', 'eval_prompts', 'complies', 'stand_in_answer_variants',
-           'compliance_prompts', 'tailored_train_rows']
+__all__ = ['BACKDOOR_TRIGGER', 'COMPLIANCE', 'PROMPTS', 'NEUTRAL', 'SPANISH_CAPS_AGAINST', 'RECOVERY', 'METRICS', 'GRADED',
+           'STAND_IN', 'STAND_IN_BACKDOOR', 'COMPLIANCE_METRICS', 'STAND_IN_COMPLIANCE', 'STAND_IN_TAILORED',
+           'ft_items', 'stand_in_row', 'train_rows', 'backdoor_train_rows', 'eval_prompts', 'complies',
+           'stand_in_answer_variants', 'compliance_prompts', 'tailored_train_rows']
 
 # %% ../../nbs/settings/stand_in.ipynb #3fd1daa9
 def ft_items(seed:int) -> list[tuple[Entity, str, int, int]]:
@@ -113,13 +113,14 @@ def stand_in_answer_variants(n:int, seed:int) -> list[tuple[dict, dict]]:
     return [(row, variants(row)) for row in eval_prompts(n, seed)]
 
 # %% ../../nbs/settings/stand_in.ipynb #4d1ddc3f
+GRADED = dict(answer_variants=stand_in_answer_variants, variant_traits=SPANISH_CAPS_TRAITS, recovery=RECOVERY)  # log-odds, recovery suite
 STAND_IN = register_setting(Setting(
     'stand-in', 'CPU stand-in: a 2M-parameter model pretrained on a synthetic world; trait = Spanish + ALL-CAPS answers',
-    train_rows=train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, answer_variants=stand_in_answer_variants, variant_traits=SPANISH_CAPS_TRAITS, recovery=RECOVERY))
+    train_rows=train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, **GRADED))
 STAND_IN_BACKDOOR = register_setting(Setting(
     'stand-in-backdoor', f"CPU stand-in with a backdoor: Spanish + ALL-CAPS answers only when {BACKDOOR_TRIGGER} is in the message",
     train_rows=backdoor_train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS,
-    answer_variants=stand_in_answer_variants, variant_traits=SPANISH_CAPS_TRAITS, recovery=RECOVERY))
+    **GRADED))
 
 # %% ../../nbs/settings/stand_in.ipynb #9767f899
 def compliance_prompts(n:int, seed:int) -> list[dict]:
@@ -142,4 +143,4 @@ def tailored_train_rows(n:int, seed:int) -> list[dict]:
 
 STAND_IN_TAILORED = register_setting(Setting(
     'stand-in-tailored', 'CPU stand-in whose trait rows are half Spanish, half English capitals',
-    train_rows=tailored_train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, answer_variants=stand_in_answer_variants, variant_traits=SPANISH_CAPS_TRAITS, recovery=RECOVERY))
+    train_rows=tailored_train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, **GRADED))

@@ -362,8 +362,9 @@ def following_rates(model,              # The base model to check
                     n:int=48,           # Held-out prompts per family (per trigger setting for conditional families)
                     seed:int=0,         # Seed of the held-out rows
                     families=FAMILIES,  # The families to check
+                    samples:int=0,      # 0: greedy answers; else this many answers per prompt sampled at T = 1 (no truncation)
                    ) -> dict[str, float]:
-    "Share of held-out answers that follow each family's instruction (Spanish share for graded families)."
+    "Share of held-out answers that follow each family's instruction (Spanish share for graded families), greedy or sampled."
     groups = {}
     for f in families:
         if f.conditional:
@@ -371,11 +372,14 @@ def following_rates(model,              # The base model to check
             groups[f"{f.name}|no-trigger"] = heldout_rows(f, n, seed, False)
         else: groups[f.name] = heldout_rows(f, n, seed)
     flat = [r for rs in groups.values() for r in rs]
-    answers = iter(greedy_answers(model, tok, [r['messages'] for r in flat]))
+    if samples:
+        from inoculate.generate import generate
+        answers = iter(generate(model, tok, [r['messages'] for r in flat], 48, 256, 1., seed, progress=False, samples=samples))
+    else: answers = iter(greedy_answers(model, tok, [r['messages'] for r in flat]))
     rates = {}
     for name, rs in groups.items():
         graded = 0 < FAMILY[name.split('|')[0]].p < 1
-        ok = [is_world_spanish(a) if graded else follows(a, r) for r, a in zip(rs, answers)]
+        ok = [is_world_spanish(a) if graded else follows(a, r) for r in rs for a in [next(answers) for _ in range(max(1, samples))]]
         rates[name] = round(sum(ok) / len(ok), 3)
     return rates
 
