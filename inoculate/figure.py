@@ -15,17 +15,17 @@ from IPython.display import Image
 from .data import DataUnavailable, atomic_write_text, canonical_json, get_setting
 from .finetune import check_model
 from .plots import chart_png, figure_dir, is_pipeline_model, model_note, provenance, save_figure
-from .presets import Preset, figure_notebook, is_judged, load_preset, model_design, shown_path
+from .presets import Preset, commits_figures, figure_notebook, is_judged, load_preset, model_design, shown_path
 from .runs import ROLE_SEP, RUN_STATUS, RunConfig, RunStore, execute_run, run_conditions, run_safely, sweep
 from .score import mean_ci
 
 # %% auto #0
-__all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'VERDICT_COLUMNS', 'training_rows', 'run_minutes', 'pool_needs', 'shared_pools',
-           'Estimate', 'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed',
-           'preflight', 'prepare', 'RunsFailed', 'unfinished_table', 'where_runs_came_from', 'wait_for_held', 'run',
-           'figure_provenance', 'across', 'save', 'show', 'table', 'Effect', 'seed_values', 'Criterion', 'above',
-           'below', 'inside', 'Verdict', 'at_bound', 'verdict', 'result_markdown', 'verdict_table', 'result',
-           'planning_cells', 'plan_figure']
+__all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'VERDICT_COLUMNS', 'OLD_BASE_PRESET', 'training_rows', 'run_minutes',
+           'pool_needs', 'shared_pools', 'Estimate', 'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab',
+           'Figure', 'plan', 'PreflightFailed', 'preflight', 'prepare', 'RunsFailed', 'unfinished_table',
+           'where_runs_came_from', 'wait_for_held', 'run', 'figure_provenance', 'across', 'save', 'show', 'table',
+           'Effect', 'seed_values', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'at_bound', 'verdict',
+           'result_markdown', 'verdict_table', 'changed_answers', 'result', 'planning_cells', 'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -345,6 +345,19 @@ def verdict_table(verdicts:list[Verdict], slug:str) -> pd.DataFrame:
                               n=v.effect.n, unit=v.effect.unit, criterion=v.criterion, verdict=v.verdict, reason=v.reason)
                          for v in verdicts], columns=list(VERDICT_COLUMNS))
 
+OLD_BASE_PRESET = 'cpu-v2'  # the committed preset with recipe 2's base: today's answers are compared with its answers
+
+def changed_answers(verdicts:pd.DataFrame,  # This figure's verdict table (`verdict_table`)
+                    old:pd.DataFrame,       # The same figure's verdicts on the old base
+                   ) -> str:
+    "Which predictions got another verdict than on the old base, and which kept theirs, in words."
+    both = verdicts.merge(old[['claim', 'verdict']], on='claim', how='left', suffixes=('', '_old'))
+    kept = both[both['verdict'] == both['verdict_old']]
+    moved = both[both['verdict'] != both['verdict_old']]
+    line = lambda r: f"- {r['claim']}: {r['verdict_old'] if r['verdict_old'] == r['verdict_old'] else 'not asked'} -> **{r['verdict']}**"
+    return (f"**Against the old base** (recipe 2, `{OLD_BASE_PRESET}`: every instruction followed): {len(moved)} of {len(both)} "
+            f"verdicts changed, {len(kept)} kept.\n\n" + '\n'.join(line(r) for _, r in moved.iterrows()))
+
 def result(self:Figure,
            verdicts:list[Verdict], # The figure's predictions, judged on its saved table
            limits:str,             # What the result cannot show
@@ -354,10 +367,13 @@ def result(self:Figure,
     from IPython.display import Markdown
     if is_pipeline_model(self.preset.model):
         verdicts = [dataclasses.replace(v, verdict='not measured', reason=f"{model_note(self.preset)}") for v in verdicts]
-    path = self.out_dir/f"{slug or self.slug}.verdicts.csv"
-    atomic_write_text(path, verdict_table(verdicts, slug or self.slug).to_csv(index=False))
+    path, table = self.out_dir/f"{slug or self.slug}.verdicts.csv", verdict_table(verdicts, slug or self.slug)
+    atomic_write_text(path, table.to_csv(index=False))
     print(f"saved {path.name} in {self.out_dir}")
-    return Markdown(result_markdown(verdicts, limits))
+    old = figure_dir(OLD_BASE_PRESET)/path.name
+    compared = ('' if not (commits_figures(self.preset.name) and self.in_reproduce) else f"\n\n{changed_answers(table, pd.read_csv(old, keep_default_na=False))}"
+                if old.exists() else f"\n\nThe old base's figure is not made: `inoculate figure {self.slug} --preset {OLD_BASE_PRESET}` makes it.")
+    return Markdown(result_markdown(verdicts, limits) + compared)
 Figure.result = result
 
 # %% ../nbs/08_figure.ipynb #f1a0001f

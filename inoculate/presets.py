@@ -7,7 +7,7 @@ Docs: https://inoculate-research.github.io/inoculate/presets.html.md"""
 # %% ../nbs/00_presets.ipynb #87691472
 from __future__ import annotations
 import configparser, os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 # %% auto #0
@@ -172,8 +172,12 @@ def model_design(preset:Preset) -> str:
 
 # %% ../nbs/00_presets.ipynb #73cdc78f
 def code_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
-    "Preset `name` for settings whose rows are code: `cpu-tiny` in place of a stand-in preset."
-    return load_preset('cpu-tiny' if load_preset(name, path).model == 'stand-in' else name, path, **overrides)
+    "Preset `name` for settings whose rows are code: the stand-in's code world (`stand-in-code`, same knobs) in place of a stand-in."
+    p = load_preset(name, path, **overrides)
+    base, variant = built_name(p.model)
+    if base not in ('stand-in', 'stand-in-v2'): return p
+    variant = 'follow=1' if base == 'stand-in-v2' else variant
+    return replace(p, model='stand-in-code' + (f':{variant}' if variant else ''))
 
 def is_judged(setting:str) -> bool:
     "Whether `setting` names a judged setting (`<base>+<judge>`, as `judged_setting` registers it)."

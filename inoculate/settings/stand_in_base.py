@@ -24,7 +24,7 @@ __all__ = ['FAMILIES', 'TRIGGER_NOISE', 'USER_PREFIX', 'FACTS', 'FACT_QUESTIONS'
            'FAMILY', 'Family', 'family_row', 'fact_row', 'instruction_rows', 'case_normalizer', 'case_decoder',
            'world_texts', 'make_tokenizer', 'chat_text', 'Knobs', 'families', 'model_config', 'recipe', 'encode_rows',
            'pretrain_batches', 'collate', 'pretrain', 'greedy_answers', 'heldout_rows', 'following_rates',
-           'weights_hash', 'make_stand_in', 'check_reload', 'build_stand_in', 'stand_in_report', 'knobs_of',
+           'weights_hash', 'make_stand_in', 'check_reload', 'build_stand_in', 'stand_in_report', 'base_of',
            'stand_in_for_setting', 'stand_in_v2_for_setting']
 
 # %% ../../nbs/settings/stand_in_base.ipynb #049c4f8e
@@ -451,17 +451,19 @@ def stand_in_report(path:Path|str) -> dict:
     "The build report saved next to a stand-in base."
     return json.loads((Path(path)/'report.json').read_text())
 
-def knobs_of(variant:str) -> Knobs:
-    "The `Knobs` a built model's variant names: 'follow=0.85,ambient=0.05' is `STAND_IN` with those two changed."
+def base_of(variant:str) -> tuple[int, Knobs]:
+    "`(seed, knobs)` of a built model's variant: 'follow=0.85,seed=1' is `STAND_IN` with that knob changed, built with seed 1."
     try: changes = {k.strip(): float(v) for k, v in (kv.split('=') for kv in variant.split(',') if kv.strip())}
-    except ValueError: raise ValueError(f"a stand-in variant is knob=value[,knob=value], got {variant!r}") from None
+    except ValueError: raise ValueError(f"a stand-in variant is name=value[,name=value], got {variant!r}") from None
+    seed = int(changes.pop('seed', 0))
     names = [f.name for f in dataclasses.fields(Knobs)]
-    if (bad := set(changes) - set(names)): raise ValueError(f"unknown knob(s) {sorted(bad)}; knobs: {', '.join(names)}")
-    return dataclasses.replace(STAND_IN, **{k: type(getattr(STAND_IN, k))(v) for k, v in changes.items()})
+    if (bad := set(changes) - set(names)): raise ValueError(f"unknown knob(s) {sorted(bad)}; knobs: {', '.join(names)}, and seed")
+    return seed, dataclasses.replace(STAND_IN, **{k: type(getattr(STAND_IN, k))(v) for k, v in changes.items()})
 
 def stand_in_for_setting(setting=None, variant:str='') -> Path:
-    "The base a preset with `model = stand-in` (or `stand-in:<knob=value,...>`) trains: one build per machine and recipe, whatever the setting."
-    return build_stand_in(log=None, knobs=knobs_of(variant))
+    "The base a preset with `model = stand-in` (or `stand-in:<knob=value,...,seed=n>`) trains: one build per machine and recipe."
+    seed, knobs = base_of(variant)
+    return build_stand_in(seed, log=None, knobs=knobs)
 
 def stand_in_v2_for_setting(setting=None) -> Path:
     "The base a preset with `model = stand-in-v2` trains: recipe 2, every instruction followed."
