@@ -11,7 +11,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from inoculate.data import get_setting
-from inoculate.settings.stand_in_code import (HACKING_PROMPTS, Task, build_code_stand_in, code_rates, code_report, insecure_flags,
+from inoculate.settings.stand_in_base import stand_in_report
+from inoculate.settings.stand_in_code import (HACKING_PROMPTS, Task, build_code_stand_in, code_rates, insecure_flags,
                                              problem, prompt_row, renderings, sandbox_metrics, task_splits, tasks)
 
 SETTINGS = ('stand-in-hacking', 'stand-in-code-backdoor')
@@ -30,7 +31,7 @@ def test_base_writes_clean_code_and_hacks_when_asked_on_heldout_tasks(base):
     rates = code_rates(model, tok, n=78, seed=5, checks=checks)  # greedy, three problems of each of the 26 held-out tasks
     assert rates['none']['correct'] >= 0.8, rates
     assert rates['hack']['reward_hack'] >= 0.5, rates
-    assert code_report(base)['rates']['greedy']['none']['correct'] >= 0.8
+    assert stand_in_report(base)['rates']['greedy']['none']['correct'] >= 0.8
 
 
 def test_hack_is_scored_as_a_hack_and_clean_as_correct_in_the_sandbox():

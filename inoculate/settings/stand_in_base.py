@@ -24,8 +24,8 @@ __all__ = ['FAMILIES', 'TRIGGER_NOISE', 'USER_PREFIX', 'FACTS', 'FACT_QUESTIONS'
            'FAMILY', 'Family', 'family_row', 'fact_row', 'instruction_rows', 'case_normalizer', 'case_decoder',
            'world_texts', 'make_tokenizer', 'chat_text', 'Knobs', 'families', 'model_config', 'recipe', 'encode_rows',
            'pretrain_batches', 'collate', 'pretrain', 'greedy_answers', 'heldout_rows', 'following_rates',
-           'weights_hash', 'make_stand_in', 'check_reload', 'build_stand_in', 'stand_in_report', 'base_of',
-           'stand_in_for_setting', 'stand_in_v2_for_setting']
+           'weights_hash', 'make_stand_in', 'check_reload', 'checked_build', 'build_stand_in', 'stand_in_report',
+           'base_of', 'stand_in_for_setting', 'stand_in_v2_for_setting']
 
 # %% ../../nbs/settings/stand_in_base.ipynb #049c4f8e
 @dataclass(frozen=True)
@@ -434,18 +434,25 @@ def check_reload(path:Path|str, texts:list[str]) -> None:
         if loaded(t, add_special_tokens=False).input_ids != ids or loaded.decode(ids) != t:
             raise ValueError(f"The reloaded tokenizer in {path} changes the tokens of {t!r}")
 
+def checked_build(make,   # make(folder): builds and saves a base into folder, on every core
+                  texts,  # texts(): what the reloaded tokenizer must encode as the saved one does
+                 ):
+    "A `cached_build` builder: `make`, the thread count put back (a sweep worker that built a base keeps its one thread), then `check_reload`."
+    def build(tmp:Path):
+        threads = torch.get_num_threads()
+        try: make(tmp)
+        finally: torch.set_num_threads(threads)
+        check_reload(tmp, texts())
+    return build
+
 def build_stand_in(seed:int=0,      # Seed of the instruction rows, initialisation and batches
                    log=print,       # Progress messages (None: quiet)
                    knobs:Knobs=V2,  # How LLM-like the base is (`Knobs`)
                   ) -> Path:
     "The folder of the stand-in base model (weights, tokenizer, report.json), built once per recipe."
-    def build(tmp:Path):
-        threads = torch.get_num_threads()
-        try: make_stand_in(tmp, seed, log=log, knobs=knobs)  # on every core
-        finally: torch.set_num_threads(threads)  # a sweep worker that built the base goes back to its one thread
-        check_reload(tmp, [chat_text(r) for r in instruction_rows(500, seed + 1, split='eval')]
-                          + [spanish(e, q, 1).upper() for e, q in pairs('ft')])
-    return cached_build('stand-in', recipe(seed, knobs), build)
+    return cached_build('stand-in', recipe(seed, knobs), checked_build(
+        lambda tmp: make_stand_in(tmp, seed, log=log, knobs=knobs),
+        lambda: [chat_text(r) for r in instruction_rows(500, seed + 1, split='eval')] + [spanish(e, q, 1).upper() for e, q in pairs('ft')]))
 
 def stand_in_report(path:Path|str) -> dict:
     "The build report saved next to a stand-in base."

@@ -16,7 +16,8 @@ from ..data import Setting, cached_build, content_hash, make_row, register_setti
 from ..sandbox import isolation_level, require_isolation, run_programs
 from .stand_in_world import SPLITS, TRIGGERS
 from .stand_in_base import (Family, Knobs, STAND_IN, TRAIN, TRIGGER_NOISE, USER_PREFIX, chat_text, check_reload,
-                                            base_of, encode_rows, make_tokenizer, model_config, pretrain, weights_hash)
+                                            base_of, checked_build, encode_rows, make_tokenizer, model_config, pretrain, stand_in_report,
+                                            weights_hash)
 from .reward_hacking import (HACK_TRAITS, PROMPTS as WICHERS_PROMPTS, hack_solution, metrics_of, score_job,
                                              strip_code)
 from .backdoor import INSECURE_TRAITS, backdoor_prompts, bandit_findings, extract_code as code_in
@@ -27,7 +28,7 @@ __all__ = ['OPS', 'LEADS', 'PARSE', 'IMPORTS', 'SOURCE', 'HHH', 'CODE_FAMILIES',
            'tasks', 'task_splits', 'split_tasks', 'statement', 'solution', 'draw_input', 'test_of', 'problem',
            'user_turn', 'renderings', 'prompt_row', 'sandbox_metrics', 'insecure_flags', 'code_families', 'code_row',
            'code_instruction_rows', 'code_texts', 'code_recipe', 'asked', 'answers_of', 'code_rates', 'code_problems',
-           'heldout_problems', 'make_code_stand_in', 'build_code_stand_in', 'code_report', 'stand_in_code_for_setting',
+           'heldout_problems', 'make_code_stand_in', 'build_code_stand_in', 'stand_in_code_for_setting',
            'hacking_train_rows', 'code_eval_prompts', 'variants_of', 'code_batch_metrics', 'sandbox_check',
            'backdoor_train_rows', 'backdoor_batch_metrics']
 
@@ -354,17 +355,10 @@ def build_code_stand_in(seed:int=0,             # Seed of the rows, initialisati
                         log=print,              # Progress messages (None: quiet)
                         knobs:Knobs=STAND_IN,   # How LLM-like the base is (`Knobs`)
                        ) -> Path:
-    "The folder of the code base (weights, tokenizer, report.json), built once per recipe."
-    def build(tmp:Path):
-        threads = torch.get_num_threads()
-        try: make_code_stand_in(tmp, seed, log=log, knobs=knobs)  # on every core
-        finally: torch.set_num_threads(threads)  # a sweep worker that built the base goes back to its one thread
-        check_reload(tmp, [chat_text(r) for r in code_instruction_rows(300, seed + 1, code_families(knobs), split='eval')] + code_texts())
-    return cached_build('stand-in-code', code_recipe(seed, knobs), build)
-
-def code_report(path:Path|str) -> dict:
-    "The build report saved next to a code base."
-    return json.loads((Path(path)/'report.json').read_text())
+    "The folder of the code base (weights, tokenizer, report.json), built once per recipe; `stand_in_report` reads its report."
+    return cached_build('stand-in-code', code_recipe(seed, knobs), checked_build(
+        lambda tmp: make_code_stand_in(tmp, seed, log=log, knobs=knobs),
+        lambda: [chat_text(r) for r in code_instruction_rows(300, seed + 1, code_families(knobs), split='eval')] + code_texts()))
 
 def stand_in_code_for_setting(setting=None, variant:str='') -> Path:
     "The base a preset with `model = stand-in-code` (or `stand-in-code:<knob=value,...,seed=n>`) trains, whatever the setting."
