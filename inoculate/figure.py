@@ -303,17 +303,18 @@ class Verdict:
     def held(self) -> bool: return self.verdict == 'holds'
 
 def at_bound(arms) -> str|None:
-    "'floor' when every value of every arm (per-seed rates) is 0, 'ceiling' when every one is 1, else None."
-    values = [float(x) for a in arms for x in a]
-    if values and all(v == 0 for v in values): return 'floor'
-    if values and all(v == 1 for v in values): return 'ceiling'
+    "'floor' when no arm (per-seed rates) is measurably above 0: each is 0 on every seed or its interval reaches 0; 'ceiling' likewise at 1."
+    effects = [Effect.of(a) for a in arms]
+    reaches = lambda e, b: e.n > 0 and ((e.low <= b <= e.high) if e.has_interval else e.mean == b)
+    if effects and all(reaches(e, 0.) for e in effects): return 'floor'
+    if effects and all(reaches(e, 1.) for e in effects): return 'ceiling'
     return None
 
 def verdict(claim:str,           # The prediction, in words
             measure:str,         # What was measured to test it
             values,              # One value per seed (or an `Effect` measured otherwise, e.g. a correlation)
             criterion:Criterion, # `above(t)`, `below(t)` or `inside(a, b)`, fixed before the runs
-            arms:tuple=(),       # The per-seed rates a comparison is made of: all at 0 (or 1), it cannot rank
+            arms:tuple=(),       # The per-seed rates a comparison is made of: none measurably off 0 (or 1), it cannot rank
            ) -> Verdict:
     "The verdict on `claim`: its effect, and whether `criterion` holds on its interval (or why it was not measured)."
     e = values if isinstance(values, Effect) else Effect.of(values)
