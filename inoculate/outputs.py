@@ -147,6 +147,6 @@ def fill_generated(path:Path|str|None=None) -> list[str]:
         first = ''.join(c['source']).split('\n', 1)[0]
         if c['cell_type'] == 'markdown' and first.startswith('<!-- generated: '):
             name = first.removeprefix('<!-- generated: ').removesuffix(' -->')
-            c['source'] = f"{first}\n{GENERATED[name]().rstrip()}"; filled.append(name)
+            c['source'] = f"{first}\n{GENERATED[name]().rstrip()}".splitlines(keepends=True); filled.append(name)  # as nbdev-clean writes it
     write_notebook(nb, path)
     return filled
