@@ -235,7 +235,7 @@ def save(self:Figure,
         ) -> list[Path]:
     "Write the figure's png, svg, Vega-Lite spec, tidy CSV and caption into `out_dir`."
     paths = save_figure(chart, data, slug or self.slug, self.out_dir, caption, prov)
-    print(f"saved {', '.join(p.name for p in paths)} in {self.out_dir}")
+    print(f"saved {', '.join(p.name for p in paths)} in {shown_path(self.out_dir)}")
     return paths
 Figure.provenance, Figure.across, Figure.save = figure_provenance, across, save
 
@@ -370,7 +370,7 @@ def result(self:Figure,
         verdicts = [dataclasses.replace(v, verdict='not measured', reason=f"{model_note(self.preset)}") for v in verdicts]
     path, table = self.out_dir/f"{slug or self.slug}.verdicts.csv", verdict_table(verdicts, slug or self.slug)
     atomic_write_text(path, table.to_csv(index=False))
-    print(f"saved {path.name} in {self.out_dir}")
+    print(f"saved {path.name} in {shown_path(self.out_dir)}")
     old = figure_dir(OLD_BASE_PRESET)/path.name
     compared = ('' if not (commits_figures(self.preset.name) and self.in_reproduce) else f"\n\n{changed_answers(table, pd.read_csv(old, keep_default_na=False))}"
                 if old.exists() else f"\n\nThe old base's figure is not made: `inoculate figure {self.slug} --preset {OLD_BASE_PRESET}` makes it.")

@@ -1,7 +1,7 @@
 """The committed figures' tables and verdicts: one row per (run, condition, metric) in every tidy CSV, every calibration
 criterion fails on its null data, the README's answers are the verdict files, and a stray file does not block
 `make reproduce`."""
-import json, subprocess
+import json, os, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -54,9 +54,10 @@ def test_an_untracked_stray_file_does_not_block_reproduce(tmp_path):
     check = ("from inoculate.cli import dirty_refusal; from inoculate.plots import git_state; "
              "print(repr(dirty_refusal('cpu', False)), git_state()[1])")
     run = lambda: subprocess.run(['python', '-c', check], cwd=clone, capture_output=True, text=True,
-                                 env={'PYTHONPATH': str(clone), 'PATH': str(Path(__import__('sys').executable).parent)}).stdout.split()
+                                 env={**os.environ, 'PYTHONPATH': str(clone),
+                                      'PATH': f"{Path(sys.executable).parent}:{os.environ['PATH']}"}).stdout.split()
     (clone/'notes.txt').write_text('my notes\n'); (clone/'sweep.log').write_text('log\n')
-    assert run() == ['None', 'None']
+    assert run() == ['None', 'None']  # git found (it is on PATH), and the stray files do not count
     (clone/'inoculate'/'extra.py').write_text('x = 1\n')
     assert run()[0] != 'None', "a new file in the package can change results"
 
