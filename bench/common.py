@@ -168,14 +168,21 @@ class Worker:
 
 @contextmanager
 def counting_new_tokens(model, eos_id:int):
-    "Within the block, `model.generate` adds to the yielded `[count]` each row's new tokens, up to and including its first `eos_id`."
-    counted, inner = [0], model.generate
+    """Within the block, each answer's new tokens, up to and including its end of turn, are added to the yielded `[count]`:
+    those of `model.generate` (GPU path, reference) and of the project's CPU decoder (`decode_compacting`, which leaves the end
+    of turn out: an answer shorter than the limit ended with one)."""
+    import inoculate.generate as G
+    counted, inner, inner_decode = [0], model.generate, G.decode_compacting
     def counting(*a, **k):
         out = inner(*a, **k)
         for row in out[:, k['input_ids'].shape[1]:]:
             stop = (row == eos_id).nonzero()
             counted[0] += int(stop[0]) + 1 if len(stop) else len(row)
         return out
-    model.generate = counting
+    def counting_decode(*a, **k):
+        new, limit = inner_decode(*a, **k), (a[3] if len(a) > 3 else k['max_new_tokens'])
+        counted[0] += sum(len(r) + (len(r) < limit) for r in new)
+        return new
+    model.generate, G.decode_compacting = counting, counting_decode
     try: yield counted
-    finally: model.generate = inner
+    finally: model.generate, G.decode_compacting = inner, inner_decode

@@ -106,7 +106,7 @@ def test_papermill_makes_the_figure_with_injected_parameters(tmp_path):
     nb = repo_root()/'nbs'/'figures'/'selectivity.ipynb'
     pm.execute_notebook(nb, tmp_path/'executed.ipynb', parameters=dict(preset='smoke', out_dir=str(out), runs_dir=str(tmp_path/'runs')),
                         cwd=nb.parent, kernel_name='python3', progress_bar=False)
-    assert sorted(p.name for p in out.iterdir()) == sorted(f'selectivity{s}' for s in ('.png', '.svg', '.vl.json', '.csv', '.md'))
+    assert sorted(p.name for p in out.iterdir()) == sorted(f'selectivity{s}' for s in ('.png', '.svg', '.vl.json', '.csv', '.md', '.verdicts.csv'))
     caption = (out/'selectivity.md').read_text()
     assert 'Pipeline smoke run' in caption and '| preset | smoke |' in caption
     executed = json.loads((tmp_path/'executed.ipynb').read_text())

@@ -66,7 +66,9 @@ def test_git_state_sees_code_changes_but_not_figures(repo):
     (repo/'code.py').write_text('x = 3\n')
     two = plots.git_state()[1]
     assert one and two and one != two, "the hash names the changes"
-    (repo/'code.py').write_text('x = 1\n'); (repo/'new.py').write_text('y = 1\n')  # a new file counts too
+    (repo/'code.py').write_text('x = 1\n'); (repo/'notes.txt').write_text('mine\n')  # a stray file at the root does not count
+    assert plots.git_state() == (sha, None)
+    (repo/'inoculate').mkdir(exist_ok=True); (repo/'inoculate'/'new.py').write_text('y = 1\n')  # a new file in the package does
     assert plots.git_state()[1] is not None and plots.git_sha().startswith(f"{sha}-dirty-")
 
 
