@@ -203,8 +203,9 @@ def scatter_chart(summary:pd.DataFrame,  # A table with `x`, `mean`, `low`, `hig
 
 # %% ../nbs/07_plots.ipynb #9c79d965
 def notebook_sources(text:str) -> list:
-    "The cells of a notebook (its JSON `text`) without their outputs: what a change to its code changes."
-    return [(c['cell_type'], ''.join(c['source'])) for c in json.loads(text)['cells']]
+    "The cells of a notebook (its JSON `text`) without their outputs or the parameters papermill injected: what a change to its code changes."
+    return [(c['cell_type'], ''.join(c['source'])) for c in json.loads(text)['cells']
+            if 'injected-parameters' not in c.get('metadata', {}).get('tags', [])]  # the run's own record, rewritten by every run
 
 RESULT_PATHS = ('inoculate/', 'nbs/', 'settings.ini', 'pyproject.toml')  # where a new, untracked file can change a result
 
