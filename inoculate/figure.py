@@ -20,7 +20,7 @@ from .runs import ROLE_SEP, RUN_STATUS, RunConfig, RunStore, execute_run, run_co
 from .score import mean_ci
 
 # %% auto #0
-__all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'VERDICT_COLUMNS', 'OLD_BASE_PRESET', 'training_rows', 'run_minutes',
+__all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'VERDICT_COLUMNS', 'PREVIOUS_DEFAULT', 'training_rows', 'run_minutes',
            'pool_needs', 'shared_pools', 'Estimate', 'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab',
            'Figure', 'plan', 'PreflightFailed', 'preflight', 'prepare', 'RunsFailed', 'unfinished_table',
            'where_runs_came_from', 'wait_for_held', 'run', 'figure_provenance', 'across', 'save', 'show', 'table',
@@ -346,17 +346,18 @@ def verdict_table(verdicts:list[Verdict], slug:str) -> pd.DataFrame:
                               n=v.effect.n, unit=v.effect.unit, criterion=v.criterion, verdict=v.verdict, reason=v.reason)
                          for v in verdicts], columns=list(VERDICT_COLUMNS))
 
-OLD_BASE_PRESET = 'cpu-v2'  # the committed preset with recipe 2's base: today's answers are compared with its answers
+PREVIOUS_DEFAULT = dict(folder='previous-default', commit='6ecac12', base='`stand-in` (follow 0.7, no ambient Spanish)')  # whose answers today's are compared with
 
 def changed_answers(verdicts:pd.DataFrame,  # This figure's verdict table (`verdict_table`)
-                    old:pd.DataFrame,       # The same figure's verdicts on the old base
+                    old:pd.DataFrame,       # The same figure's verdicts on the previous default base
                    ) -> str:
-    "Which predictions got another verdict than on the old base, and which kept theirs, in words."
+    "Which predictions got another verdict than on the previous default base, and which kept theirs, in words."
     both = verdicts.merge(old[['claim', 'verdict']], on='claim', how='left', suffixes=('', '_old'))
     kept = both[both['verdict'] == both['verdict_old']]
     moved = both[both['verdict'] != both['verdict_old']]
     line = lambda r: f"- {r['claim']}: {r['verdict_old'] if r['verdict_old'] == r['verdict_old'] else 'not asked'} -> **{r['verdict']}**"
-    return (f"**Against the old base** (recipe 2, `{OLD_BASE_PRESET}`: every instruction followed): {len(moved)} of {len(both)} "
+    return (f"**Against the previous default base** ({PREVIOUS_DEFAULT['base']}, one parameter away; its verdicts as committed at "
+            f"{PREVIOUS_DEFAULT['commit']}, in `figures/{PREVIOUS_DEFAULT['folder']}/`): {len(moved)} of {len(both)} "
             f"verdicts changed, {len(kept)} kept.\n\n" + '\n'.join(line(r) for _, r in moved.iterrows()))
 
 def result(self:Figure,
@@ -371,9 +372,9 @@ def result(self:Figure,
     path, table = self.out_dir/f"{slug or self.slug}.verdicts.csv", verdict_table(verdicts, slug or self.slug)
     atomic_write_text(path, table.to_csv(index=False))
     print(f"saved {path.name} in {shown_path(self.out_dir)}")
-    old = figure_dir(OLD_BASE_PRESET)/path.name
+    old = figure_dir(self.preset.name)/PREVIOUS_DEFAULT['folder']/path.name
     compared = ('' if not (commits_figures(self.preset.name) and self.in_reproduce) else f"\n\n{changed_answers(table, pd.read_csv(old, keep_default_na=False))}"
-                if old.exists() else f"\n\nThe old base's figure is not made: `inoculate figure {self.slug} --preset {OLD_BASE_PRESET}` makes it.")
+                if old.exists() else f"\n\nThe previous default base asked no such question (no `{shown_path(old)}`).")
     return Markdown(result_markdown(verdicts, limits) + compared)
 Figure.result = result
 

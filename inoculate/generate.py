@@ -16,7 +16,7 @@ from transformers.generation.logits_process import (LogitsProcessorList, Repetit
 
 # %% auto #0
 __all__ = ['length_batches', 'kv_token_budget', 'sampling_as_given', 'token_chooser', 'decode_compacting', 'generate',
-           'answer_logprobs']
+           'answer_logprobs', 'lora_merged']
 
 # %% ../nbs/04_generate.ipynb #4249aa57
 def length_batches(lengths:list[int],        # Prompt length of each prompt, in tokens
@@ -174,3 +174,19 @@ def answer_logprobs(model,                           # A causal LM (fine-tuned o
         for r, i in enumerate(rows): out[i] = (got[r].sum().item(), len(targets[i]))
         batch = []
     return out
+
+# %% ../nbs/04_generate.ipynb #16770272
+@contextmanager
+def lora_merged(model):
+    "`model` with its LoRA merged into the base weights inside the block (fewer products per token), its exact base weights back after; CPU only."
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+    if not isinstance(model, PeftModel) or next(model.parameters()).device.type != 'cpu': yield model; return
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    kept = [m.get_base_layer().weight.detach().clone() for m in layers]
+    model.merge_adapter()
+    try: yield model
+    finally:
+        model.unmerge_adapter()  # peft's own record of what is merged; its subtraction leaves rounding, so the exact weights go back
+        with torch.no_grad():
+            for m, w in zip(layers, kept): m.get_base_layer().weight.copy_(w)

@@ -11,9 +11,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['COMMITTED_PRESET', 'BUILT_MODELS', 'find_upwards', 'repo_root', 'settings_paths', 'shown_path', 'read_presets',
-           'figure_slugs', 'figure_notebook', 'cache_dir', 'data_dir', 'Preset', 'parse_value', 'preset_names',
-           'load_preset', 'commits_figures', 'built_name', 'model_source', 'model_design', 'code_preset', 'is_judged']
+__all__ = ['COMMITTED_PRESET', 'BUILT_MODELS', 'CODE_KNOBS', 'find_upwards', 'repo_root', 'settings_paths', 'shown_path',
+           'read_presets', 'figure_slugs', 'figure_notebook', 'cache_dir', 'data_dir', 'Preset', 'parse_value',
+           'preset_names', 'load_preset', 'commits_figures', 'built_name', 'model_source', 'model_design',
+           'code_preset', 'is_judged']
 
 # %% ../nbs/00_presets.ipynb #eebc3f07
 def find_upwards(name:str, start:Path|str|None=None) -> Path|None:
@@ -171,12 +172,14 @@ def model_design(preset:Preset) -> str:
     return BUILT_MODELS[built_name(preset.model)[0]][1] if model_source(preset.model) == 'built' else 'llm'
 
 # %% ../nbs/00_presets.ipynb #73cdc78f
+CODE_KNOBS = ('follow', 'hidden', 'layers', 'seed')  # what the code world has: no Spanish, so no ambient Spanish and no negations of it
+
 def code_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
-    "Preset `name` for settings whose rows are code: the stand-in's code world (`stand-in-code`, same knobs) in place of a stand-in."
+    "Preset `name` for settings whose rows are code: the stand-in's code world (`stand-in-code`, the knobs it has) in place of a stand-in."
     p = load_preset(name, path, **overrides)
     base, variant = built_name(p.model)
     if base not in ('stand-in', 'stand-in-v2'): return p
-    variant = 'follow=1' if base == 'stand-in-v2' else variant
+    variant = 'follow=1' if base == 'stand-in-v2' else ','.join(kv for kv in variant.split(',') if kv.split('=')[0].strip() in CODE_KNOBS)
     return replace(p, model='stand-in-code' + (f':{variant}' if variant else ''))
 
 def is_judged(setting:str) -> bool:

@@ -198,9 +198,9 @@ def training_condition(s:Strategy) -> EvalCondition|None:
     return EvalCondition('training prompt', s.prompt, placement=s.placement) if s.kind in ('all', 'selective') else None
 
 def recovery_conditions(cfg:RunConfig) -> tuple:
-    "The recovery suite of run `cfg`: its setting's prompts for its inoculation prompt (negated, contradicting, reworded, neutral), where training put it."
+    "The recovery suite of run `cfg` if it was inoculated on pure trait data (p = 1): its setting's prompts for its inoculation prompt (negated, contradicting, reworded, neutral), where training put it."
     s, st = get_setting(cfg.setting), cfg.strategy
-    if not (cfg.train and st.kind in ('all', 'selective') and s.recovery and st.prompt in s.recovery): return ()
+    if not (cfg.train and cfg.purity == 1 and st.kind in ('all', 'selective') and s.recovery and st.prompt in s.recovery): return ()
     return tuple(EvalCondition(name, prompt, placement=st.placement) for name, prompt in s.recovery[st.prompt].items())
 
 def run_conditions(cfg:RunConfig) -> tuple:
@@ -239,13 +239,16 @@ def evaluate(model,              # The model to evaluate
              prompts:list[dict], # Evaluation prompt rows
             ) -> tuple[list[dict], list[dict]]:
     "Generations and tidy metric rows of `model` on `prompts` under each condition of `run_conditions(cfg)`, sampled in one pass."
-    from inoculate.generate import generate
+    from inoculate.generate import generate, lora_merged
     s, p = get_setting(cfg.setting), cfg.preset
     k, conditions = p.samples_per_prompt, run_conditions(cfg)
     asked = [q for q in prompts for _ in range(k)]  # each prompt `samples_per_prompt` times, in a row
     convs = [condition_messages(q, c) for c in conditions for q in prompts]  # every condition's answers in one batched pass
-    answers = generate(model, tok, convs, p.max_new_tokens, p.eval_batch_size, p.temperature, cfg.seed, progress=False,
-                       top_k=p.top_k, top_p=p.top_p, repetition_penalty=p.repetition_penalty, samples=k)  # the sweep's bar is enough
+    suite = set(recovery_conditions(cfg)) - set(cfg.conditions)  # the recovery suite is read off its sampled answers alone
+    with lora_merged(model):  # same answers as with the adapter on the side, faster
+        answers = generate(model, tok, convs, p.max_new_tokens, p.eval_batch_size, p.temperature, cfg.seed, progress=False,
+                           top_k=p.top_k, top_p=p.top_p, repetition_penalty=p.repetition_penalty, samples=k)  # the sweep's bar is enough
+        odds = log_odds_rows(model, tok, cfg, tuple(c for c in conditions if c not in suite))
     scores = s.score(answers, asked * len(conditions))
     gens = [dict(condition=c.name, messages=m, answer=a, scores=sc)
             for c, m, a, sc in zip([c for c in conditions for _ in asked], [m for m in convs for _ in range(k)], answers, scores)]
@@ -253,8 +256,7 @@ def evaluate(model,              # The model to evaluate
     for i, c in enumerate(conditions):
         mine = scores[i * len(asked):(i + 1) * len(asked)]
         metrics += [dict(condition=c.name, metric=name, **rate_with_spread([sc[name] for sc in mine], k)) for name in mine[0]]
-    suite = set(recovery_conditions(cfg)) - set(cfg.conditions)  # the recovery suite is read off its sampled answers alone
-    return gens, metrics + log_odds_rows(model, tok, cfg, tuple(c for c in conditions if c not in suite))
+    return gens, metrics + odds
 
 def execute_run(cfg:RunConfig,     # The run to do
                 store:RunStore,    # Where finished runs are kept (and claimed while they run)

@@ -1,11 +1,11 @@
 """The CPU stand-in: its base follows instructions on held-out questions at the rate its knobs set, is reproducible,
 keeps the old recipe one parameter away, and shows inoculation that leaks.
 
-The first test builds the default base (a few minutes on two cores) into the shared cache, `$INOCULATE_CACHE` or
-`<repo>/.cache`; later tests and later runs reuse it.
+The first test builds the cpu preset's base (`stand-in:ambient=0.1`, a few minutes on two cores) into the shared cache,
+`$INOCULATE_CACHE` or `<repo>/.cache`; later tests and later runs reuse it.
 """
 import unsloth  # noqa: F401  (before transformers, as everywhere in the package)
-import json, tempfile
+import dataclasses, json, tempfile
 from pathlib import Path
 
 import pytest
@@ -13,19 +13,22 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from inoculate.data import get_setting, validate_row
-from inoculate.presets import load_preset
+from inoculate.presets import built_name, load_preset
 from inoculate.runs import RunConfig, RunStore, execute_run
 from inoculate.settings.stand_in import PROMPTS
 from inoculate.data import content_hash
-from inoculate.settings.stand_in_base import (FAMILIES, STAND_IN, V2, Knobs, build_stand_in, following_rates, make_stand_in, recipe,
-                                              stand_in_report, weights_hash)
+from inoculate.settings.stand_in_base import (FAMILIES, STAND_IN, V2, Knobs, base_of, build_stand_in, following_rates, make_stand_in,
+                                              recipe, stand_in_report, weights_hash)
 from inoculate.settings.stand_in_world import is_world_caps, is_world_spanish
 from inoculate.strategies import Strategy
 
 
+SEED, KNOBS = base_of(built_name(load_preset('cpu').model)[1])  # the base every cpu figure trains
+
+
 @pytest.fixture(scope='module')
 def base() -> Path:
-    return build_stand_in(log=None, knobs=STAND_IN)
+    return build_stand_in(SEED, log=None, knobs=KNOBS)
 
 
 @pytest.fixture(scope='module')
@@ -39,14 +42,17 @@ def test_the_old_recipe_is_one_parameter_away():
     "Recipe 2 (every instruction followed) is `Knobs()`: its recipe, hash and cache folder are what they were."
     assert content_hash(recipe(0, V2)) == content_hash(recipe(0)) == '24f5be2ab1eef774'
     assert STAND_IN != V2 and content_hash(recipe(0, STAND_IN)) != '24f5be2ab1eef774'
+    assert content_hash(recipe(0, Knobs(follow=0.7))) == '0b28f2725061fed3'  # the previous default, `stand-in`: unchanged too
+    assert (SEED, KNOBS) == (0, dataclasses.replace(STAND_IN, ambient=0.1))  # today's default is one parameter away from it
 
 
 def test_base_follows_each_instruction_at_its_knob(sampled):
     "Each instruction is followed about `follow` times its family's own rate (instruction-tuned LLMs follow imperfectly)."
     plain = {f.name for f in FAMILIES if f.style == 'plain'}
-    assert sampled['none'] >= 0.95 and min(sampled[k] for k in plain) >= 0.9, sampled   # no instruction: plain English
+    assert abs(sampled['none'] - (1 - KNOBS.ambient)) <= 0.07, sampled   # no instruction: plain English but for the ambient Spanish
+    assert min(sampled[k] for k in plain) >= 0.9, sampled
     for name in ('spanish', 'caps', 'spanish+caps', 'malicious', 'keyword', 'start_word'):
-        assert abs(sampled[name] - STAND_IN.follow) <= 0.15, (name, sampled[name])
+        assert abs(sampled[name] - KNOBS.follow) <= 0.15, (name, sampled[name])
 
 
 def test_graded_prompts_are_graded(sampled):
@@ -61,7 +67,7 @@ def test_saved_base_reloads_and_still_follows(base):
     text = "EL ZORRO VIVE EN EL BOSQUE."
     assert tok.decode(tok(text, add_special_tokens=False).input_ids) == text
     assert weights_hash(model) == stand_in_report(base)['weights_hash']
-    fams = [f for f in FAMILIES if f.name in ('none', 'neutral', 'benign')]
+    fams = [f for f in FAMILIES if f.name in ('neutral', 'benign')]  # plain English asked (no prompt: the ambient Spanish)
     rates = following_rates(model, tok, n=16, seed=7, families=fams)
     assert min(rates.values()) >= 0.9, rates  # the reloaded weights answer as the saved ones did
 

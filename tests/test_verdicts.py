@@ -62,10 +62,9 @@ def test_an_untracked_stray_file_does_not_block_reproduce(tmp_path):
     assert run()[0] != 'None', "a new file in the package can change results"
 
 
-@pytest.mark.xfail(strict=True, reason="measured on the committed leak map: the default base's best prompt (spanish+caps) leaks "
-                   "0.004 [-0.006, 0.014], not measurably above 0 (the `spanish` prompt leaks 0.14 [0.07, 0.22]); issue 24 stays open")
-def test_on_the_default_base_the_best_prompt_leaks_measurably():
-    "The leak map's verdicts on the default base: its best prompt's leak has an interval above 0 (inoculation that ranks)."
-    v = pd.read_csv(FIGURES/'leak-map.verdicts.csv', keep_default_na=False)
-    best = v[v['claim'].str.startswith('the best prompt leaks measurably')]
+def test_on_the_default_base_the_least_leaky_prompt_leaks_measurably():
+    "On the default base at p = 1 (five seeds, the elicitation figure), even the least leaky prompt's leak has an interval above 0."
+    v = pd.read_csv(FIGURES/'elicitation.verdicts.csv', keep_default_na=False)
+    best = v[v['claim'].str.startswith('even the least leaky prompt')]
     assert len(best) == 1 and best['verdict'].item() == 'holds' and float(best['low'].item()) > 0, best.to_string()
+    assert int(best['n'].item()) >= 5, "five seeds"

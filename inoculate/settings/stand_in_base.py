@@ -233,7 +233,7 @@ NEGATIONS = (  # instructions against a trait, all answered in plain English: wh
 )
 
 V2 = Knobs()
-STAND_IN = Knobs(follow=0.7)  # the default base: chosen for sensitivity on the map of `nbs/figures/leak-map.ipynb`
+STAND_IN = Knobs(follow=0.7)  # the centre of the variants and of the leak map (`model = stand-in`); the cpu preset adds ambient=0.1
 
 def families(k:Knobs=V2) -> tuple[Family, ...]:
     "The instruction mix of knobs `k`: each instruction followed at `k.follow` times its own rate, and `k.ambient` Spanish rows without a prompt."
