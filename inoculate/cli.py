@@ -129,12 +129,13 @@ def sweep_all(slugs:list[str],  # Figures whose runs to make (those not made by 
               executor:str,       # How runs are spread (see `sweep`)
               **parameters,       # More parameters of the figure notebooks (runs_dir, seeds, ...)
              ) -> list[str]:
-    "Every run of the figures `slugs` that `reproduce` makes, in one sweep (plans read from the notebooks, data prepared, runs shared once); their slugs."
-    from inoculate.figure import plan_figure
+    "Every run of the figures `slugs` that `reproduce` makes, in one sweep (plans read from the notebooks, data prepared, runs shared once, longest first); their slugs."
+    from inoculate.figure import plan_figure, run_minutes
     from inoculate.runs import sweep
     figs = [f for f in (plan_figure(s, preset=preset, **parameters) for s in slugs) if f.in_reproduce]
     for f in figs: f.preflight(); f.prepare()
     configs = list(dict.fromkeys(c for f in figs for c in f.configs if not is_judged(c.setting)))  # judged settings: in their notebook
+    configs.sort(key=run_minutes, reverse=True)  # longest first: the last runs are short, so no core waits long at the end
     print(f"one sweep for {len(figs)} figures: {len(configs)} distinct runs", flush=True)
     sweep(configs, figs[0].store, executor=executor)
     return [f.slug for f in figs]

@@ -204,9 +204,9 @@ def recovery_conditions(cfg:RunConfig) -> tuple:
     return tuple(EvalCondition(name, prompt, placement=st.placement) for name, prompt in s.recovery[st.prompt].items())
 
 def run_conditions(cfg:RunConfig) -> tuple:
-    "The conditions run `cfg` is evaluated under: its own, its training prompt and its recovery suite (each unless a condition already asks with that prompt)."
+    "The conditions run `cfg` is evaluated under: its own and, trained on pure trait data, its training prompt and recovery suite (each unless a condition already asks with that prompt)."
     asked, out = {(x.prompt, x.placement) for x in cfg.conditions if not x.trigger}, list(cfg.conditions)
-    for c in ((training_condition(cfg.strategy),) if cfg.train else ()) + recovery_conditions(cfg):
+    for c in ((training_condition(cfg.strategy),) if cfg.train and cfg.purity == 1 else ()) + recovery_conditions(cfg):
         if c and (c.prompt, c.placement) not in asked: out.append(c); asked.add((c.prompt, c.placement))
     return tuple(out)
 
