@@ -18,10 +18,10 @@ from .strategies import NO_PROMPT, EvalCondition, Strategy, apply_strategy, cond
 
 # %% auto #0
 __all__ = ['RUN_STATUS', 'TIDY_COLUMNS', 'ROLE_SEP', 'RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'base_record',
-           'load_snippet', 'write_model_card', 'training_condition', 'recovery_conditions', 'run_conditions',
-           'log_odds_rows', 'evaluate', 'execute_run', 'failed_record', 'run_safely', 'report', 'sweep', 'pool_size',
-           'one_torch_thread', 'unloadable', 'settings_to_send', 'start_worker', 'process_sweep', 'ray_resources',
-           'ray_sweep', 'tidy', 'by_role']
+           'load_snippet', 'write_model_card', 'training_condition', 'trained_on_pure_data', 'recovery_conditions',
+           'run_conditions', 'log_odds_rows', 'evaluate', 'execute_run', 'failed_record', 'run_safely', 'report',
+           'sweep', 'pool_size', 'one_torch_thread', 'unloadable', 'settings_to_send', 'start_worker', 'process_sweep',
+           'ray_resources', 'ray_sweep', 'tidy', 'by_role']
 
 # %% ../nbs/06_runs.ipynb #56cf0b7b
 @dataclass(frozen=True)
@@ -197,16 +197,20 @@ def training_condition(s:Strategy) -> EvalCondition|None:
     "The condition that asks a model with its training prompt, where training put it (None for strategies without one)."
     return EvalCondition('training prompt', s.prompt, placement=s.placement) if s.kind in ('all', 'selective') else None
 
+def trained_on_pure_data(cfg:RunConfig) -> bool:
+    "Whether run `cfg` was finetuned on trait rows only (p = 1): the runs asked with their training prompt and its recovery suite."
+    return cfg.train and cfg.purity == 1
+
 def recovery_conditions(cfg:RunConfig) -> tuple:
     "The recovery suite of run `cfg` if it was inoculated on pure trait data (p = 1): its setting's prompts for its inoculation prompt (negated, contradicting, reworded, neutral), where training put it."
     s, st = get_setting(cfg.setting), cfg.strategy
-    if not (cfg.train and cfg.purity == 1 and st.kind in ('all', 'selective') and s.recovery and st.prompt in s.recovery): return ()
+    if not (trained_on_pure_data(cfg) and st.kind in ('all', 'selective') and s.recovery and st.prompt in s.recovery): return ()
     return tuple(EvalCondition(name, prompt, placement=st.placement) for name, prompt in s.recovery[st.prompt].items())
 
 def run_conditions(cfg:RunConfig) -> tuple:
     "The conditions run `cfg` is evaluated under: its own and, trained on pure trait data, its training prompt and recovery suite (each unless a condition already asks with that prompt)."
     asked, out = {(x.prompt, x.placement) for x in cfg.conditions if not x.trigger}, list(cfg.conditions)
-    for c in ((training_condition(cfg.strategy),) if cfg.train and cfg.purity == 1 else ()) + recovery_conditions(cfg):
+    for c in ((training_condition(cfg.strategy),) if trained_on_pure_data(cfg) else ()) + recovery_conditions(cfg):
         if c and (c.prompt, c.placement) not in asked: out.append(c); asked.add((c.prompt, c.placement))
     return tuple(out)
 
