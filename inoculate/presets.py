@@ -99,7 +99,8 @@ class Preset:
     repetition_penalty:float      # Divide repeated tokens' logits by this (1: off)
     samples_per_prompt:int        # Sampled answers per evaluation prompt and condition
     n_log_odds:int                # Evaluation prompts scored by log-odds (teacher forcing; 0: none)
-    seeds:tuple                   # Seeds to repeat each point with
+    seeds:tuple                   # Confirmation seeds: every committed verdict is judged on these, and no choice saw them
+    exploration_seeds:tuple       # Exploration seeds: what choices (organism knobs, prompts, thresholds) are made on
     quick:bool                    # Pipeline presets (tests): figures run a small part of their grid
     minutes_per_run:float         # Cost model: fixed minutes of one run (setup, saving)
     train_rows_per_minute:float   # Cost model: training rows per minute on this preset's machine
@@ -139,7 +140,11 @@ def load_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
     missing = sorted(set(valid) - set(cp[name]) - set(overrides))
     if missing: raise KeyError(f"Preset {name!r} lacks {missing}")
     vals = {k: parse_value(types[k], cp[name][k], f"[{name}] {k}") for k in valid if k in cp[name]}
-    return Preset(name=name, **{**vals, **overrides})
+    p = Preset(name=name, **{**vals, **overrides})
+    if (both := sorted(set(p.seeds) & set(p.exploration_seeds))):
+        raise ValueError(f"preset {name!r}: seeds {both} are both confirmation seeds (`seeds`) and exploration seeds: "
+                         "a verdict must be judged on seeds that no choice saw")
+    return p
 
 COMMITTED_PRESET = 'cpu'  # the preset of the committed figures and of `make reproduce`
 
