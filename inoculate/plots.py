@@ -6,7 +6,7 @@ Docs: https://inoculate-research.github.io/inoculate/plots.html.md"""
 
 # %% ../nbs/07_plots.ipynb #28602deb
 from __future__ import annotations
-import datetime, hashlib, io, json, subprocess
+import datetime, hashlib, io, json, os, subprocess
 from pathlib import Path
 import altair as alt
 import PIL.Image
@@ -14,15 +14,16 @@ import pandas as pd
 import vl_convert as vlc
 import inoculate
 from .data import atomic_write_text
-from .presets import Preset, built_name, commits_figures, load_preset, repo_root
+from .presets import Preset, built_name, commits_figures, load_preset, repo_root, settings_paths, shown_path
 from .runs import by_role
 from .score import mean_ci
 
 # %% auto #0
-__all__ = ['LOG_ODDS_TITLE', 'HEADER', 'RESULT_PATHS', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'elicitation_summary',
-           'is_log_odds', 'drawn', 'by_scale', 'panels_per_row', 'facet', 'stack', 'chart_png', 'bar_chart', 'spread',
-           'line_labels', 'line_chart', 'scatter_chart', 'notebook_sources', 'changes_results', 'git_state', 'git_sha',
-           'is_pipeline_model', 'model_note', 'sampling_text', 'provenance', 'figure_dir', 'caption_md', 'save_figure']
+__all__ = ['LOG_ODDS_TITLE', 'HEADER', 'RUN_RECORD_TAGS', 'RESULT_PATHS', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'ALLOW_DIRTY',
+           'summarise', 'elicitation_summary', 'is_log_odds', 'drawn', 'by_scale', 'panels_per_row', 'facet', 'stack',
+           'chart_png', 'bar_chart', 'spread', 'line_labels', 'line_chart', 'scatter_chart', 'notebook_sources',
+           'changes_results', 'status_entries', 'git_state', 'git_sha', 'is_pipeline_model', 'model_note',
+           'sampling_text', 'training_text', 'provenance', 'figure_dir', 'caption_md', 'save_figure']
 
 # %% ../nbs/07_plots.ipynb #e3d99dde
 def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
@@ -202,33 +203,46 @@ def scatter_chart(summary:pd.DataFrame,  # A table with `x`, `mean`, `low`, `hig
     return stack([panels(d, odds) for d, odds in by_scale(summary)], title, (subtitle,) if isinstance(subtitle, str) else tuple(subtitle))
 
 # %% ../nbs/07_plots.ipynb #9c79d965
+RUN_RECORD_TAGS = ('injected-parameters', 'made-with')  # papermill's injected cell (executed copies); the note of what a committed figure was made with
+
 def notebook_sources(text:str) -> list:
-    "The cells of a notebook (its JSON `text`) without their outputs or the parameters papermill injected: what a change to its code changes."
+    "The cells of a notebook (its JSON `text`) without their outputs or a run's record of its parameters: what a change to its code changes."
     return [(c['cell_type'], ''.join(c['source'])) for c in json.loads(text)['cells']
-            if 'injected-parameters' not in c.get('metadata', {}).get('tags', [])]  # the run's own record, rewritten by every run
+            if not set(c.get('metadata', {}).get('tags', [])) & set(RUN_RECORD_TAGS)]  # rewritten by every run that makes the figure
 
 RESULT_PATHS = ('inoculate/', 'nbs/', 'settings.ini', 'pyproject.toml')  # where a new, untracked file can change a result
 
-def changes_results(line:str) -> bool:
-    "Does a `git status --porcelain` line name a change that can alter results (any tracked change; a new file under `RESULT_PATHS`)?"
-    path = line[3:].split(' -> ')[-1]
-    return not line.startswith('??') or any(path == p or path.startswith(p) for p in RESULT_PATHS)
+def changes_results(entry:str) -> bool:
+    "Does a `git status --porcelain -z` entry ('XY path') name a change that can alter results (any tracked change; a new file under `RESULT_PATHS`)?"
+    path = entry[3:]
+    return not entry.startswith('??') or any(path == p or path.startswith(p) for p in RESULT_PATHS)
 
-def git_state() -> tuple[str, str|None]:
+def status_entries(out:str) -> list[str]:
+    "The entries ('XY path') of `git status --porcelain -z` output `out`: paths as they are (git quotes a path with a space or a non-ASCII letter without -z), a rename by its new path."
+    fields, entries = iter(out.split('\0')), []
+    for f in fields:
+        if not f: continue
+        entries.append(f)
+        if set(f[:2]) & set('RC'): next(fields, None)  # a rename or copy: its old path follows
+    return entries
+
+def git_state(root:Path|None=None, # The repository (default: `repo_root()`)
+             ) -> tuple[str, str|None]:
     "Short commit of the repository and a hash of its uncommitted code changes (None when clean); ('unknown', None) outside git."
+    root = Path(root or repo_root())
     try:
-        run = lambda *a: subprocess.run(['git', *a], cwd=repo_root(), capture_output=True, text=True, check=True).stdout
+        run = lambda *a: subprocess.run(['git', *a], cwd=root, capture_output=True, text=True, check=True).stdout
         sha = run('rev-parse', '--short', 'HEAD').strip()
-        changed = [l[3:].split(' -> ')[-1] for l in run('status', '--porcelain', '--untracked-files=all', '--', '.', ':!figures').splitlines()
-                   if changes_results(l)]
+        changed = [e[3:] for e in status_entries(run('status', '--porcelain', '-z', '--untracked-files=all', '--', '.', ':!figures'))
+                   if changes_results(e)]
         def code_changed(f:str) -> bool:  # a notebook whose outputs alone changed (a figure just made) is not a code change
-            if not (f.endswith('.ipynb') and (repo_root()/f).is_file()): return True
-            try: return notebook_sources(run('show', f'HEAD:{f}')) != notebook_sources((repo_root()/f).read_text())
+            if not (f.endswith('.ipynb') and (root/f).is_file()): return True
+            try: return notebook_sources(run('show', f'HEAD:{f}')) != notebook_sources((root/f).read_text())
             except subprocess.CalledProcessError: return True  # a new notebook
         code = sorted(f for f in changed if code_changed(f))
         if not code: return sha, None
         h = hashlib.sha256()
-        for f in code: h.update(f.encode() + b'\0' + ((repo_root()/f).read_bytes() if (repo_root()/f).is_file() else b'(deleted)'))
+        for f in code: h.update(f.encode() + b'\0' + ((root/f).read_bytes() if (root/f).is_file() else b'(deleted)'))
         return sha, h.hexdigest()[:12]
     except (subprocess.CalledProcessError, FileNotFoundError, OSError): return 'unknown', None
 
@@ -256,22 +270,35 @@ def model_note(preset:Preset) -> str:
 
 def sampling_text(preset:Preset) -> str:
     "How `preset` samples evaluation answers, in words (for captions and provenance)."
-    if preset.temperature == 0: return "greedy decoding"
+    if preset.temperature == 0: return f"greedy decoding, up to {preset.max_new_tokens} new tokens"
     return (f"T = {preset.temperature:g}, top-k {preset.top_k or 'off'}, top-p {preset.top_p:g}, repetition penalty "
-            f"{'off' if preset.repetition_penalty == 1 else f'{preset.repetition_penalty:g}'}, {preset.samples_per_prompt} answer(s) per prompt")
+            f"{'off' if preset.repetition_penalty == 1 else f'{preset.repetition_penalty:g}'}, {preset.samples_per_prompt} answer(s) per prompt, "
+            f"up to {preset.max_new_tokens} new tokens")
+
+def training_text(preset:Preset) -> str:
+    "How `preset` finetunes, in words: every knob of the training run (for captions and provenance)."
+    length = f"{preset.max_steps} steps" if preset.max_steps > 0 else f"{preset.epochs:g} epoch(s)"
+    return (f"LoRA r = {preset.lora_r}, alpha = {preset.lora_alpha}; lr {preset.lr:g} with {preset.warmup_steps} warm-up steps; {length} "
+            f"of batch {preset.batch_size} x {preset.grad_accum} accumulation; rows of up to {preset.max_seq_length} tokens; "
+            f"{'4-bit base (QLoRA)' if preset.load_in_4bit else 'full-precision base'}")
 
 def provenance(preset:Preset, seeds, **extra) -> dict:
-    "Who made a figure: preset, model, rows, evaluation prompts and sampling, seeds, commit, version, date, and `extra`."
-    return dict(preset=preset.name, model=preset.model, model_note=model_note(preset), n_train=preset.n_train,
-                n_eval=preset.n_eval, sampling=sampling_text(preset), seeds=list(seeds), git=git_sha(),
+    "Who made a figure: preset and the presets files read, model, training, rows, evaluation prompts and sampling, seeds, commit, version, date, and `extra`."
+    return dict(preset=preset.name, presets=', '.join(shown_path(p) for p in settings_paths()), model=preset.model,
+                model_note=model_note(preset), training=training_text(preset), n_train=preset.n_train, n_eval=preset.n_eval,
+                n_log_odds=preset.n_log_odds, sampling=sampling_text(preset), seeds=list(seeds), git=git_sha(),
                 inoculate=inoculate.__version__, date=datetime.date.today().isoformat(), **extra)
 
 # %% ../nbs/07_plots.ipynb #8d6c5051
 FIGURE_SUFFIXES = ('.png', '.svg', '.vl.json', '.csv', '.md')
 
+ALLOW_DIRTY = 'INOCULATE_ALLOW_DIRTY'  # set to 1 (by `--allow-dirty`): uncommitted code may overwrite the committed figures
+
 def figure_dir(preset:str) -> Path:
-    "Where figures made with `preset` are saved: `figures/` (the committed preset), `figures/<preset>/`, or the ignored `figures/.<preset>/` (pipeline presets)."
-    if commits_figures(preset): return repo_root()/'figures'
+    "Where figures made with `preset` are saved: `figures/` (the committed preset; `figures/.uncommitted/` from uncommitted code unless `$INOCULATE_ALLOW_DIRTY`), `figures/<preset>/`, or the ignored `figures/.<preset>/` (pipeline presets)."
+    if commits_figures(preset):
+        clean = git_state()[1] is None or os.environ.get(ALLOW_DIRTY) == '1'
+        return repo_root()/'figures'/('' if clean else '.uncommitted')
     return repo_root()/'figures'/(f'.{preset}' if load_preset(preset).quick else preset)
 
 def caption_md(slug:str,     # The figure's name
