@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 from .data import atomic_write_text
 from .plots import RUN_RECORD_TAGS
-from .presets import repo_root
+from .presets import figure_slugs, repo_root
 
 # %% auto #0
 __all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'GENERATED', 'as_text', 'cut_lines', 'slim_output', 'slim_cells', 'write_notebook',
            'slim_notebook', 'lesson_notebooks', 'slim_notebooks', 'tags', 'made_with_markdown', 'recorded_parameters',
            'copy_outputs', 'figure_questions', 'saved_figures', 'figures_markdown', 'answers_markdown',
-           'gallery_markdown', 'fill_generated']
+           'gallery_markdown', 'costs_markdown', 'fill_generated']
 
 # %% ../nbs/08a_outputs.ipynb #0a8a0007
 WIDGET = 'application/vnd.jupyter.widget-view+json'
@@ -120,9 +120,9 @@ def copy_outputs(executed:Path|str,  # The notebook papermill executed
 def figure_questions() -> dict[str, str]:
     "Each figure notebook's slug and question (the summary line `> ...` under its title)."
     out = {}
-    for p in sorted((repo_root()/'nbs'/'figures').glob('*.ipynb')):
-        text = ''.join(json.loads(p.read_text())['cells'][0]['source'])
-        out[p.stem] = next((l[2:].strip() for l in text.splitlines() if l.startswith('> ')), '')
+    for slug in figure_slugs():  # not a JupyterLab copy of one
+        text = ''.join(json.loads((repo_root()/'nbs'/'figures'/f'{slug}.ipynb').read_text())['cells'][0]['source'])
+        out[slug] = next((l[2:].strip() for l in text.splitlines() if l.startswith('> ')), '')
     return out
 
 def saved_figures(slug:str, folder:Path|None=None) -> list[str]:
@@ -155,7 +155,23 @@ def gallery_markdown(folder:Path|None=None, url:str='https://raw.githubuserconte
     cells = [f"![{n}]({url}/{n}.png)" for n in names] + ([''] if len(names) % 2 else [])
     return "| | |\n|---|---|\n" + ''.join(f"| {a} | {b} |\n" for a, b in zip(cells[::2], cells[1::2]))
 
-GENERATED = {'figures': figures_markdown, 'answers': answers_markdown, 'gallery': gallery_markdown}
+def costs_markdown(preset:str='colab-t4',    # The preset whose machine the hours are for
+                   slugs:list|None=None,     # Figures (default: every figure notebook)
+                  ) -> str:
+    "The README's table of what each figure costs on `preset`: runs, hours and judge calls as its own plan estimates them, then all of them together."
+    import contextlib, io
+    from inoculate.figure import estimate, plan_figure
+    rows, configs = [], []
+    for slug in slugs or figure_slugs():
+        with contextlib.redirect_stdout(io.StringIO()): f = plan_figure(slug, preset=preset)  # a plan prints its cost: not here
+        e, configs = f.estimate, configs + f.configs
+        rows.append(f"| `{slug}` | none of its own: it reads the {e.runs} runs of {', '.join(f'`{s}`' for s in f.sources)} | | |" if f.sources
+                    else f"| `{slug}` | {e.runs}{'' if f.in_reproduce else ' (a survey: not in `make reproduce`)'} | {e.hours:.1f} | {e.judge_calls:,} |")
+    total = estimate(configs)
+    return (f"| figure | runs | estimated hours on `{preset}` | judge calls |\n|---|---|---|---|\n" + '\n'.join(rows)
+            + f"\n\nAll of them: {total.runs} distinct runs (figures share some), about {total.hours:.1f} hours, {total.judge_calls:,} judge calls.")
+
+GENERATED = {'figures': figures_markdown, 'answers': answers_markdown, 'costs': costs_markdown, 'gallery': gallery_markdown}
 
 def fill_generated(path:Path|str|None=None) -> list[str]:
     "Rewrite the cells of `path` (default: `nbs/index.ipynb`) that start with `<!-- generated: <name> -->`; the names filled."

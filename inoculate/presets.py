@@ -6,15 +6,15 @@ Docs: https://inoculate-research.github.io/inoculate/presets.html.md"""
 
 # %% ../nbs/00_presets.ipynb #87691472
 from __future__ import annotations
-import configparser, json, os, tempfile
+import configparser, json, os, re, tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['MACHINE_FOLDERS', 'COMMITTED_PRESET', 'BUILT_MODELS', 'CODE_KNOBS', 'find_upwards', 'repo_root', 'own_settings',
-           'settings_paths', 'shown_path', 'read_presets', 'figure_title', 'figure_slugs', 'figure_notebook',
-           'cache_dir', 'data_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset', 'commits_figures',
-           'built_name', 'model_source', 'model_design', 'code_preset', 'is_judged']
+           'settings_paths', 'shown_path', 'shown_text', 'read_presets', 'figure_title', 'figure_slugs',
+           'figure_notebook', 'cache_dir', 'data_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset',
+           'commits_figures', 'built_name', 'model_source', 'model_design', 'code_preset', 'is_judged']
 
 # %% ../nbs/00_presets.ipynb #eebc3f07
 def find_upwards(name:str, start:Path|str|None=None) -> Path|None:
@@ -66,6 +66,14 @@ def shown_path(path:Path|str) -> str:
         if (f := folder()) and path.is_relative_to(Path(f).resolve()):
             return str(Path(name if name == '~' else f'${name}')/path.relative_to(Path(f).resolve()))
     return str(path)
+
+def shown_text(text:str) -> str:
+    "`text` (a message, a snippet) with every path in the repository or a machine folder written as `shown_path` writes it."
+    folders = [(str(repo_root()), '.')] + [(str(Path(f).resolve()), n if n == '~' else f'${n}') for n, get in MACHINE_FOLDERS if (f := get())]
+    for folder, name in sorted(folders, key=lambda t: -len(t[0])):  # the deepest first: a cache inside the home folder is the cache
+        shown = lambda m: name if not m.group(1) else ('' if name == '.' else f'{name}/')
+        text = re.sub(re.escape(folder) + r'(/|(?![\w.-]))', shown, text)  # the folder itself, or a path in it; not /tmpab for /tmp
+    return text
 
 # %% ../nbs/00_presets.ipynb #5d01055d
 def read_presets(path:Path|str|None=None) -> configparser.ConfigParser:

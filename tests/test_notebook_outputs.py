@@ -73,7 +73,7 @@ def machine_paths(nb) -> list[str]:
         for t in [o.get('text', ''), *(v for k, v in o.get('data', {}).items() if k.startswith('text/'))]:
             t = text(t)
             found += [t[max(0, m.start() - 40):m.end() + 40] for m in MACHINE_PATH.finditer(t)]
-            found += [f"{p} (this machine's)" for p in here if p in t]
+            found += [f"{p} (this machine's)" for p in here if re.search(rf'(?<![\w$]){re.escape(p)}(?![\w.-])', t)]
     return found
 
 
