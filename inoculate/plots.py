@@ -222,7 +222,8 @@ def line_chart(summary:pd.DataFrame,  # `summarise`'s table: `mean`, `low`, `hig
         else: xenc = alt.X(f'{x}:O', title=x_title or x, sort='ascending', axis=alt.Axis(labelAngle=0))
         base = alt.Chart().encode(x=xenc)
         ys = alt.Scale() if odds else alt.Scale(domain=list(y_domain))
-        lo, hi = (min(data['low'].min(), data['mean'].min()), max(data['high'].max(), data['mean'].max())) if odds else y_domain
+        drawn_y = pd.concat([data['low'], data['mean'], data['high'], pd.Series([0.])]).dropna()  # log-odds: the axis reaches 0, where its line is
+        lo, hi = (drawn_y.min(), drawn_y.max()) if odds else y_domain
         data = line_labels(data, x, color, column, (hi - lo or 1) * 0.07, lo, hi)  # at the true x: a label sits at its line's drawn end
         lines = base.mark_line(point=True).encode(y=alt.Y('mean:Q', title=yt, scale=ys), **enc,
             tooltip=[alt.Tooltip(f'{x}:{x_type}'), color, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
@@ -272,7 +273,7 @@ def facet_field(spec:dict) -> str|None:
     return f.get('field') or next((v.get('field') for v in f.values() if isinstance(v, dict)), None)
 
 def true_x_offsets(rows:list[dict], field:str) -> tuple[str, list[float]]|None:
-    "Where a mark draws `field` along x while the data holds a truer x (the column with fewer values that the drawn x stays closest to, within its span): that column and the offsets."
+    "Where a mark draws `field` along x dodged from a truer x: the column with fewer values that the drawn x stays closest to (within its span), by a few offsets shared by many rows (a dodge is one offset per line); that column and the offsets."
     num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
     rows = [r for r in rows if num(r.get(field))]
     best = None
@@ -280,7 +281,7 @@ def true_x_offsets(rows:list[dict], field:str) -> tuple[str, list[float]]|None:
         if not all(num(r.get(g)) for r in rows) or len({r[g] for r in rows}) >= len({r[field] for r in rows}): continue
         span = (max(r[g] for r in rows) - min(r[g] for r in rows)) or 1
         off = [r[field] - r[g] for r in rows]
-        if max(map(abs, off)) <= span and (best is None or max(map(abs, off)) < max(map(abs, best[1]))): best = (g, off)
+        if max(map(abs, off)) <= span and len({round(o, 9) for o in off}) <= len(rows) / 2 and (best is None or max(map(abs, off)) < max(map(abs, best[1]))): best = (g, off)
     return best
 
 def offset_traps(rows:list[dict],  # The rows a mark draws
