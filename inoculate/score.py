@@ -310,11 +310,12 @@ def rates_interval(f,                # Function of the arms' expected rates (`on
                    draws:int=10000,  # Draws of the pivotal quantity
                    seed:int=0,       # Seed of the draws
                   ) -> tuple[float, float, float]:
-    "`(estimate, low, high)`: `f` of the arms' mean rates, and its interval from the seed-model draws; NaN bounds with fewer than two seeds."
+    "`(estimate, low, high)`: `f` of the arms' mean rates, and its interval from the seed-model draws (widened to hold the estimate); NaN bounds with fewer than two seeds."
     hits, n, within = _stack(arms)
     estimate = float(f((hits / n).mean(0))) if len(hits) else math.nan
     if len(hits) < 2: return estimate, math.nan, math.nan
-    return (estimate, *(float(x) for x in draws_interval(f(expected_rate_draws(hits, n, within, draws, seed)), level)))
+    low, high = draws_interval(f(expected_rate_draws(hits, n, within, draws, seed)), level)
+    return estimate, min(float(low), estimate), max(float(high), estimate)
 
 def rates_p_value(f,                     # Function of the arms' expected rates
                   arms,                  # Arms over the same seeds, as for `rates_interval`
@@ -323,9 +324,12 @@ def rates_p_value(f,                     # Function of the arms' expected rates
                   draws:int=10000,       # Draws (the same as the interval's, for the same answer)
                   seed:int=0,            # Seed of the draws (likewise)
                  ) -> float:
-    "One-sided p-value of \"interval above (or below) `threshold`\" for `f` of the arms' expected rates, from the same draws as `rates_interval`."
+    "One-sided p-value of \"interval above (or below) `threshold`\" for `f` of the arms' expected rates, from the same draws as `rates_interval` (1 when the estimate itself is not beyond it)."
     hits, n, within = _stack(arms)
-    return float(draws_p_value(f(expected_rate_draws(hits, n, within, draws, seed)), threshold, direction)) if len(hits) > 1 else math.nan
+    if len(hits) < 2: return math.nan
+    estimate = float(f((hits / n).mean(0)))
+    if (estimate <= threshold) if direction == 'above' else (estimate >= threshold): return 1.
+    return float(draws_p_value(f(expected_rate_draws(hits, n, within, draws, seed)), threshold, direction))
 
 # %% ../nbs/05_score.ipynb #st000010
 def simulated_seed_means(effects,           # Expected per-seed mean of each arm (log-odds, say)
