@@ -267,12 +267,16 @@ def expected_rate_draws(hits,            # Answers with the trait, (..., seeds, 
     total = np.maximum(ss[..., None, :] / rng.chisquare(k - 1, shape), sampling)
     return logit_normal_mean(m[..., None, :] - z * np.sqrt(total / k), np.sqrt(total - sampling))
 
+
+
+# %% ../nbs/05_score.ipynb #st000009
 def draws_interval(draws,            # Draws of a quantity, on the last axis
                    level:float=0.95, # Coverage of the interval
                   ) -> tuple:
     "`(low, high)`: the (1-level)/2 quantile of the draws and the same from above (exact order statistics, so that `draws_p_value` matches)."
-    a, d = (1 - level) / 2, np.asarray(draws)
-    return np.quantile(d, a, axis=-1, method='inverted_cdf'), -np.quantile(-d, a, axis=-1, method='inverted_cdf')
+    d = np.sort(np.asarray(draws), axis=-1)
+    j = math.ceil((1 - level) / 2 * d.shape[-1] - 1e-9) - 1  # the first order statistic with a share of draws at or below it of at least (1-level)/2
+    return d[..., j], d[..., d.shape[-1] - 1 - j]
 
 def draws_p_value(draws,                # Draws of a quantity, on the last axis
                   threshold:float,      # The criterion's threshold t
@@ -283,6 +287,9 @@ def draws_p_value(draws,                # Draws of a quantity, on the last axis
     d = np.asarray(draws)
     return (d <= threshold).mean(-1) if direction == 'above' else (d >= threshold).mean(-1)
 
+
+
+# %% ../nbs/05_score.ipynb #st000011
 def one_rate(r):
     "The first arm's expected rate (arms on the last axis)."
     return r[..., 0]
@@ -331,7 +338,7 @@ def rates_p_value(f,                     # Function of the arms' expected rates
     if (estimate <= threshold) if direction == 'above' else (estimate >= threshold): return 1.
     return float(draws_p_value(f(expected_rate_draws(hits, n, within, draws, seed)), threshold, direction))
 
-# %% ../nbs/05_score.ipynb #st000010
+# %% ../nbs/05_score.ipynb #st000014
 def simulated_seed_means(effects,           # Expected per-seed mean of each arm (log-odds, say)
                          seeds:int,         # Seed models
                          reps:int=1,        # Simulated figures
@@ -352,6 +359,9 @@ def simulated_seed_means(effects,           # Expected per-seed mean of each arm
     seed_effect = np.where(s > 0, lognormal, z)
     return effects + sd * seed_effect + item_sd * rng.standard_normal((reps, seeds, len(effects))) / math.sqrt(items)
 
+
+
+# %% ../nbs/05_score.ipynb #st000016
 COVERAGE_REGIMES = {  # name: (quantity, arms' expected rates (or effects), logit sds (or seed sds), shared, skew of log-odds seed effects)
     'rate near 0 (0.005, logit sd 0.5)':            ('rate', (0.005,), (0.5,), 0., 0.),
     'rate at the floor (0.02, logit sd 0.25)':      ('rate', (0.02,), (0.25,), 0., 0.),
@@ -417,7 +427,7 @@ def coverage_table(regimes:dict=COVERAGE_REGIMES, # name -> regime
     import pandas as pd
     return pd.DataFrame([dict(regime=name, **regime_coverage(r, k, reps, draws, seed + i)) for i, (name, r) in enumerate(regimes.items()) for k in seeds])
 
-# %% ../nbs/05_score.ipynb #st000015
+# %% ../nbs/05_score.ipynb #st000021
 def rate_dispersion(hits, # Answers with the trait per seed (seeds on the last axis)
                     n,    # Answers scored per seed
                    ):
@@ -457,7 +467,7 @@ def cannot_rank(arms,              # The arms a comparison is made of: (hits, n)
     if not measurably_above([misses(a) for a in arms], None if ceiling is None else misses(ceiling), alpha): return 'ceiling'
     return None
 
-# %% ../nbs/05_score.ipynb #st000018
+# %% ../nbs/05_score.ipynb #st000024
 def floor_simulation(base_rate:float,     # The untouched base's expected rate (no seed-model spread)
                      arm_rates,           # The arms' expected rates
                      seeds:int=5,         # Seeds of each
@@ -475,7 +485,7 @@ def floor_simulation(base_rate:float,     # The untouched base's expected rate (
     arms = [(h[..., i], n[..., i]) for i in range(h.shape[-1])]
     return float(np.mean(pooled_test(arms, (b[..., 0], nb[..., 0]), alpha)))
 
-# %% ../nbs/05_score.ipynb #st000023
+# %% ../nbs/05_score.ipynb #st000029
 def _adjusted(p, step) -> np.ndarray:
     "Adjusted p-values by `step(sorted p, m)`; NaN (nothing measured) stays NaN and is not counted."
     p = np.asarray(p, float)
@@ -501,7 +511,7 @@ def expected_chance_holds(null_pass_rates,   # Each verdict's pass rate under it
     r = np.asarray(null_pass_rates, float)
     return float(np.where(np.isnan(r), alpha, r).sum())
 
-# %% ../nbs/05_score.ipynb #st000026
+# %% ../nbs/05_score.ipynb #st000032
 def answer_shuffles(arms,   # Two arms: (hits, n) or (hits, n, within) per seed each
                     rng,    # numpy Generator
                     draws:int,
@@ -531,6 +541,9 @@ def label_swaps(pair,        # Two arms' per-seed values (arrays, seeds first), 
         m = np.array(mask)
         yield _pick(a, b, m), _pick(b, a, m)
 
+
+
+# %% ../nbs/05_score.ipynb #st000034
 def candidate_orders(pair,     # (x, y): two quantities, one value per candidate
                      rng=None, # numpy Generator (used only above 8 candidates)
                      draws:int=2000, # Random orderings above 8 candidates
@@ -552,6 +565,9 @@ def purity_shuffles(data,   # (seeds, purities, values): arrays with one entry p
         for g in groups: shuffled[g] = rng.permutation(purities[g])
         yield seeds, shuffled, values
 
+
+
+# %% ../nbs/05_score.ipynb #st000036
 def null_pass_rate(judge,            # data -> does the criterion pass? (the verdict's own computation)
                    data,             # The observed data, in the shape `null` takes
                    null,             # A null generator: (data, rng, draws) -> null data sets
@@ -561,7 +577,7 @@ def null_pass_rate(judge,            # data -> does the criterion pass? (the ver
     "The criterion's pass rate under the null: the share of `null`'s data sets on which `judge` passes."
     return float(np.mean([bool(judge(d)) for d in null(data, np.random.default_rng(seed), draws)]))
 
-# %% ../nbs/05_score.ipynb #st000029
+# %% ../nbs/05_score.ipynb #st000039
 def correlation_permutation_p(x,                     # One quantity, one value per candidate
                               y,                     # The other, in the same order
                               method:str='pearson',  # 'pearson' or 'spearman' (ranks)
