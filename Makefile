@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SOURCES = find inoculate nbs README.md -type f \( -name '*.py' -o -name '*.ipynb' -o -name '*.md' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs md5sum
 
-.PHONY: env test sync nbtest pytest reproduce outputs readme bench clean
+.PHONY: env test sync nbtest pytest reproduce across-bases outputs readme bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> building $(VENV): torch 2.13.0 (CPU), Unsloth 2026.10.9 and its pins, nbdev 3, papermill, altair (a few minutes, once)"
@@ -51,6 +51,10 @@ test: sync nbtest pytest
 reproduce: env
 	@echo "==> every figure with the $(PRESET) preset (finished runs in runs/ are skipped); their notebooks keep the outputs"
 	$(BIN)/inoculate reproduce --preset $(PRESET) $(if $(ALLOW_DIRTY),--allow-dirty)
+
+across-bases: env
+	@echo "==> the central figures on three builds of the cpu preset's base (base seeds 0, 1, 2): two more bases and their runs (not part of reproduce)"
+	$(BIN)/inoculate figure across-bases --preset $(PRESET) --executor processes $(if $(ALLOW_DIRTY),--allow-dirty)
 
 outputs: env
 	@echo "==> lesson notebooks: run with the smoke preset and keep their outputs, slimmed (figure notebooks: make reproduce)"

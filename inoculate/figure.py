@@ -26,9 +26,10 @@ __all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'MAX_NULL_PASS', 'NULL_SETS', '
            'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed', 'preflight',
            'prepare', 'RunsFailed', 'unfinished_table', 'where_runs_came_from', 'wait_for_held', 'run',
            'figure_provenance', 'base_weights', 'across', 'save', 'show', 'table', 'Effect', 'seed_rows', 'seed_values',
-           'Arm', 'arm', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'judged', 'rate_verdict', 'sign_patterns',
-           'mean_verdict', 'correlation_verdict', 'inoculation_verdicts', 'verdict_line', 'result_markdown',
-           'verdict_table', 'changed_answers', 'result', 'planning_cells', 'plan_figure']
+           'Arm', 'arm', 'pooled_arm', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'judged', 'rate_interaction',
+           'rate_verdict', 'sign_patterns', 'mean_verdict', 'correlation_verdict', 'inoculation_verdicts',
+           'verdict_line', 'result_markdown', 'verdict_table', 'changed_answers', 'result', 'planning_cells',
+           'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -233,7 +234,7 @@ def base_weights(configs:list[RunConfig]) -> str:
 def across(self:Figure) -> str:
     "How a figure's numbers are summarised across seeds, in words, for its caption."
     return (f"mean over {len(self.seeds)} seed model{'s' if len(self.seeds) != 1 else ''} (each trained on its own draw of rows and asked its "
-            f"own draw of held-out prompts), with a 95% t-interval across seeds")
+            f"own draw of held-out prompts), with a 95% interval across seed models (seed-model draws for rates, t for log-odds)")
 
 def save(self:Figure,
          chart,               # The chart (Altair)
@@ -311,6 +312,13 @@ def arm(df:pd.DataFrame, **where) -> Arm:
     hits, n, within = seed_counts(rows)
     return Arm(', '.join(f"{v}" for v in where.values()), tuple(rows['seed']), tuple(hits), tuple(n), tuple(within))
 
+def pooled_arm(arms:list, name:str) -> Arm:
+    "One `Arm` of several rates' answers pooled seed by seed (instructions of a battery, say): their hits and answers summed, their sampling variances combined."
+    if len({a.seeds for a in arms}) > 1: raise ValueError(f"{name}: the pooled arms have different seeds")
+    hits, n = np.sum([a.counts[0] for a in arms], 0), np.sum([a.counts[1] for a in arms], 0)
+    within = np.sum([a.counts[2] * a.counts[1] ** 2 for a in arms], 0) / n ** 2  # the pooled rate's variance, each part weighted by its answers
+    return Arm(name, arms[0].seeds, tuple(hits), tuple(n), tuple(within))
+
 # %% ../nbs/08_figure.ipynb #f1a0001k
 @dataclass(frozen=True)
 class Criterion:
@@ -360,12 +368,17 @@ def judged(claim:str, measure:str, e:Effect, criterion:Criterion, p:float, null:
     return Verdict(claim, measure, e, criterion.text, v, why, float(p), null, float(null_pass_rate), scale=scale)
 
 # %% ../nbs/08_figure.ipynb #20653fe3
-RATE_QUANTITIES = {'rate': one_rate, 'difference': rate_difference, 'share': rate_share}
-RATE_SCALES = {'rate': 'share of answers', 'difference': 'difference of shares of answers', 'share': 'ratio of two rates'}
+def rate_interaction(r):
+    "(first minus second) minus (third minus fourth): how much more one model's gap between two conditions is than another's."
+    return (r[..., 0] - r[..., 1]) - (r[..., 2] - r[..., 3])
+
+RATE_QUANTITIES = {'rate': one_rate, 'difference': rate_difference, 'share': rate_share, 'interaction': rate_interaction}
+RATE_SCALES = {'rate': 'share of answers', 'difference': 'difference of shares of answers', 'share': 'ratio of two rates',
+               'interaction': 'difference of two differences of shares of answers'}
 
 def rate_verdict(claim:str,             # The prediction, in words
                  measure:str,           # What was measured to test it
-                 quantity:str,          # 'rate' (one arm), 'difference' (first minus second) or 'share' (first over second)
+                 quantity:str,          # 'rate' (one arm), 'difference' (first minus second), 'share' (first over second), or 'interaction' (`rate_interaction`)
                  arms:list,             # The `Arm`s, over the same seeds
                  criterion:Criterion,   # `above(t)`, `below(t)` or `inside(a, b)`, fixed before the runs
                  floor:Arm|None=None,   # The untouched base's arm of the same metric and condition (None: a floor of 0)
@@ -377,13 +390,17 @@ def rate_verdict(claim:str,             # The prediction, in words
     e = Effect(*rates_interval(f, counts), len(seeds), 'seed', 'seed-model draws (logit-normal)')
     scale = RATE_SCALES[quantity]
     if len(seeds) < 2: return Verdict(claim, measure, e, criterion.text, 'not measured', 'one seed: no interval', scale=scale)
-    ranked = arms if quantity == 'difference' else arms[1:]  # a share ranks nothing, but needs a denominator off the floor
+    ranked = {'difference': arms, 'interaction': arms[:2]}.get(quantity, arms[1:])  # a share ranks nothing, but needs a denominator off the floor
     if ranked and (bound := cannot_rank([a.counts[:2] for a in ranked], floor.counts[:2] if floor else None)):
         at = f" (the untouched base's rate, {floor.rate:.3f})" if bound == 'floor' and floor else ''
         return Verdict(claim, measure, e, criterion.text, 'cannot rank', f"its arms sit at the {bound}{at}", scale=scale)
     p = criterion.p_value(lambda t, d: rates_p_value(f, counts, t, d))
     if quantity == 'difference':
         null, sets = "answers dealt again between the arms within each seed", [shuffled_counts(counts, NULL_SETS, 0)]
+    elif quantity == 'interaction':  # the first model's answers dealt again with the second's, condition by condition
+        (h02, n02), (h13, n13) = shuffled_counts([counts[0], counts[2]], NULL_SETS, 0), shuffled_counts([counts[1], counts[3]], NULL_SETS, 1)
+        null = "answers dealt again between the two models within each seed and condition"
+        sets = [(np.stack([h02[..., 0], h13[..., 0], h02[..., 1], h13[..., 1]], -1), np.stack([n02[..., 0], n13[..., 0], n02[..., 1], n13[..., 1]], -1))]
     else:
         what = 'the threshold' if quantity == 'rate' else "the threshold times the second arm's rate"
         null, sets = f"the first arm's answers drawn at {what}", [boundary_counts(counts, t, NULL_SETS, 0) for t in criterion.thresholds]
@@ -398,17 +415,20 @@ def mean_verdict(claim:str,            # The prediction, in words
                  values,               # One value per seed (a mean log-odds, or a difference of two arms' by seed)
                  criterion:Criterion,  # Fixed before the runs
                  scale:str='nats (log-odds)', # What the values' unit is
+                 null_sets=None,       # Null data sets, (sets, seeds) per-seed values (None: every sign pattern, below)
+                 null:str='',          # What `null_sets` are, in words
                 ) -> Verdict:
-    "The verdict on per-seed values with no answers behind them: t-interval and p-value, and as null every sign pattern of their deviations from the threshold (for a difference at 0: the arms' labels swapped within seeds)."
+    "The verdict on per-seed values with no answers behind them: t-interval and p-value, and as null `null_sets`, else every sign pattern of their deviations from the threshold (for a difference at 0: the arms' labels swapped within seeds)."
     v = np.array([float(x) for x in values if float(x) == float(x)])
     e = Effect.of(v)
     if e.n < 2 or not e.has_interval:
         return Verdict(claim, measure, e, criterion.text, 'not measured', 'one seed: no interval' if e.n < 2 else 'every seed gave the same value', scale=scale)
     p = criterion.p_value(lambda t, d: float(t_p_value(v, t, d)))
     t = criterion.a if criterion.kind != 'inside' else (criterion.a + criterion.b) / 2
-    flipped = t + sign_patterns(len(v)) * (v - t)
-    _, low, high = t_interval(flipped)
-    null = "labels of the arms swapped within seeds (every sign pattern)" if t == 0 else "every sign pattern of the seeds' deviations from the threshold"
+    if null_sets is None:
+        null_sets = t + sign_patterns(len(v)) * (v - t)
+        null = "labels of the arms swapped within seeds (every sign pattern)" if t == 0 else "every sign pattern of the seeds' deviations from the threshold"
+    _, low, high = t_interval(np.asarray(null_sets, float))
     return judged(claim, measure, e, criterion, p, null, float(np.mean(criterion.holds(low, high))), scale)
 
 def correlation_verdict(claim:str,           # The prediction, in words

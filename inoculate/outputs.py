@@ -12,7 +12,7 @@ import pandas as pd
 from pathlib import Path
 from .data import atomic_write_text
 from .plots import RUN_RECORD_TAGS
-from .presets import figure_slugs, repo_root
+from .presets import EXPLORATION_FIGURES, figure_slugs, repo_root
 
 # %% auto #0
 __all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'GENERATED', 'as_text', 'cut_lines', 'slim_output', 'slim_cells', 'write_notebook',
@@ -139,9 +139,9 @@ def figures_markdown() -> str:
     return "| notebook | question | figures |\n|---|---|---|\n" + rows
 
 def answers_table(folder:Path|None=None) -> pd.DataFrame|None:
-    "Every figure's verdicts (`<slug>.verdicts.csv`) in one table, with Holm-adjusted p-values over all of them and what each 'holds' is after that; None when there are none."
+    "Every confirmation figure's verdicts (`<slug>.verdicts.csv`; not the `EXPLORATION_FIGURES`) in one table, with Holm-adjusted p-values over all of them and what each 'holds' is after that; None when there are none."
     from inoculate.score import holm
-    files = sorted((folder or repo_root()/'figures').glob('*.verdicts.csv'))
+    files = [f for f in sorted((folder or repo_root()/'figures').glob('*.verdicts.csv')) if f.name.split('.')[0] not in EXPLORATION_FIGURES]
     if not files: return None
     v = pd.concat([pd.read_csv(f, keep_default_na=False) for f in files], ignore_index=True)
     v['p_holm'] = holm(pd.to_numeric(v['p'], errors='coerce'))
@@ -165,10 +165,12 @@ def answers_markdown(folder:Path|None=None) -> str:
             f"Holm's adjustment over all {tested} verdicts that have a p-value, **{(v['after_holm'] == 'holds').sum()} of the "
             f"{(v['verdict'] == 'holds').sum()} holds remain**. By chance alone (the sum of the verdicts' pass rates under their nulls) "
             f"about **{chance:.1f}** would hold.\n\n")
+    across = {r['claim'].removesuffix(' (on every base)'): r['reason'].removeprefix('holds on ') for _, r in v[v['figure'] == 'across-bases'].iterrows()}
     rows = ''.join(f"| `{r['figure']}` | `{r['model']}` | {r['claim']} | {r['measure']} ({r['scale']}) | {value(r)} | {r['criterion']} | "
-                   f"**{r['verdict']}**{f' ({r.reason})' if r['reason'] else ''} | {r['after_holm']} |\n" for _, r in v.iterrows())
-    return head + ("| figure | model | prediction | measure (scale) | value [95% interval] | criterion | verdict | after Holm |\n"
-                   "|---|---|---|---|---|---|---|---|\n" + rows)
+                   f"**{r['verdict']}**{f' ({r.reason})' if r['reason'] else ''} | {r['after_holm']} | {across.get(r['figure'] + ': ' + r['claim'], '')} |\n"
+                   for _, r in v.iterrows())
+    return head + ("| figure | model | prediction | measure (scale) | value [95% interval] | criterion | verdict | after Holm | holds on (bases) |\n"
+                   "|---|---|---|---|---|---|---|---|---|\n" + rows)
 
 def gallery_markdown(folder:Path|None=None, url:str='https://raw.githubusercontent.com/inoculate-research/inoculate/main/figures') -> str:
     "The README's gallery: every committed figure, two a row."

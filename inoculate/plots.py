@@ -16,24 +16,32 @@ import inoculate
 from .data import atomic_write_text
 from .presets import Preset, built_name, commits_figures, load_preset, repo_root, settings_paths, shown_path
 from .runs import by_role
-from .score import mean_ci
+from .score import mean_ci, one_rate, rates_interval, seed_counts
 
 # %% auto #0
 __all__ = ['LOG_ODDS_TITLE', 'HEADER', 'RUN_RECORD_TAGS', 'RESULT_PATHS', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'ALLOW_DIRTY',
-           'summarise', 'elicitation_summary', 'is_log_odds', 'drawn', 'by_scale', 'panels_per_row', 'facet', 'stack',
-           'chart_png', 'bar_chart', 'spread', 'dodge', 'coincident', 'line_labels', 'line_chart', 'scatter_chart',
-           'spec_rows', 'facet_field', 'true_x_offsets', 'offset_traps', 'spec_traps', 'scene_groups', 'row_traps',
-           'chart_traps', 'notebook_sources', 'changes_results', 'status_entries', 'git_state', 'git_sha',
+           'summary_interval', 'summarise', 'elicitation_summary', 'is_log_odds', 'drawn', 'by_scale', 'panels_per_row',
+           'facet', 'stack', 'chart_png', 'bar_chart', 'spread', 'dodge', 'coincident', 'line_labels', 'line_chart',
+           'scatter_chart', 'spec_rows', 'facet_field', 'true_x_offsets', 'offset_traps', 'spec_traps', 'scene_groups',
+           'row_traps', 'chart_traps', 'notebook_sources', 'changes_results', 'status_entries', 'git_state', 'git_sha',
            'is_pipeline_model', 'model_note', 'sampling_text', 'training_text', 'provenance', 'figure_dir',
            'caption_md', 'save_figure']
 
 # %% ../nbs/07_plots.ipynb #e3d99dde
+def summary_interval(g:pd.DataFrame) -> tuple:
+    "`(mean, low, high)` a chart draws for one group's per-seed rows: for a rate with its answers counted, the seed-model interval its verdicts use (`rates_interval`); else the t-interval."
+    rows = g[g['value'].notna()]
+    counted = {'n', 'metric', 'prompts', 'prompt_sd'} <= set(rows) and len(rows) > 1 and rows['n'].gt(0).all()
+    if counted and not rows['metric'].astype(str).str.startswith('log_odds').any():
+        return rates_interval(one_rate, [seed_counts(rows.sort_values('seed'))])
+    return mean_ci(g['value'])
+
 def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
-    "Mean, 95% t-interval and number of seeds of `value` (NaN left out), grouped by `by` (`role`: a row per role of each run)."
+    "Mean, 95% interval (`summary_interval`) and number of seeds of `value` (NaN left out), grouped by `by` (`role`: a row per role of each run)."
     if 'role' in by and 'role' not in df: df = by_role(df)
     rows = []
     for keys, g in df.groupby(by, sort=False):
-        m, lo, hi = mean_ci(g['value'])
+        m, lo, hi = summary_interval(g)
         rows.append(dict(zip(by, keys if isinstance(keys, tuple) else (keys,)), mean=m, low=lo, high=hi, seeds=int(g['value'].notna().sum())))
     return pd.DataFrame(rows)
 

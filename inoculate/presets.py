@@ -11,10 +11,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MACHINE_FOLDERS', 'COMMITTED_PRESET', 'BUILT_MODELS', 'CODE_KNOBS', 'find_upwards', 'repo_root', 'own_settings',
-           'settings_paths', 'shown_path', 'shown_text', 'read_presets', 'figure_title', 'figure_slugs',
-           'figure_notebook', 'cache_dir', 'data_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset',
-           'commits_figures', 'built_name', 'model_source', 'model_design', 'code_preset', 'is_judged']
+__all__ = ['MACHINE_FOLDERS', 'COMMITTED_PRESET', 'EXPLORATION_FIGURES', 'BUILT_MODELS', 'CODE_KNOBS', 'find_upwards',
+           'repo_root', 'own_settings', 'settings_paths', 'shown_path', 'shown_text', 'read_presets', 'figure_title',
+           'figure_slugs', 'figure_notebook', 'cache_dir', 'data_dir', 'Preset', 'parse_value', 'preset_names',
+           'section_values', 'load_preset', 'commits_figures', 'built_name', 'model_source', 'model_design',
+           'code_preset', 'is_judged']
 
 # %% ../nbs/00_presets.ipynb #eebc3f07
 def find_upwards(name:str, start:Path|str|None=None) -> Path|None:
@@ -181,18 +182,24 @@ def preset_names(path:Path|str|None=None) -> list[str]:
     "Names of the presets in the presets files (`settings_paths`)."
     return read_presets(path).sections()
 
+def section_values(cp:configparser.ConfigParser, name:str, seen:tuple=()) -> dict:
+    "The keys of section `name`: `[DEFAULT]`'s, then those of the preset it is `based_on` (if any), then its own."
+    if name not in cp.sections(): raise KeyError(f"Unknown preset {name!r}; valid presets: {', '.join(cp.sections())}")
+    if name in seen: raise ValueError(f"presets based on each other in a circle: {' -> '.join((*seen, name))}")
+    own = {k: v for k, v in cp[name].items() if cp.defaults().get(k) != v}  # set in the section itself (a value equal to [DEFAULT]'s is [DEFAULT]'s)
+    base = section_values(cp, own.pop('based_on'), (*seen, name)) if 'based_on' in own else dict(cp.defaults())
+    return {**base, **own}
+
 def load_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
-    "Read preset `name` from the presets files (`settings_paths`) into a `Preset`, applying keyword `overrides`."
-    cp = read_presets(path)
-    if name not in cp.sections():
-        raise KeyError(f"Unknown preset {name!r}; valid presets: {', '.join(cp.sections())}")
+    "Read preset `name` from the presets files (`settings_paths`) into a `Preset` (`section_values`: `based_on` another preset or not), applying keyword `overrides`."
+    raw = section_values(read_presets(path), name)
     types = {f.name: f.type for f in fields(Preset)}
     valid = sorted(set(types) - {'name'})
-    unknown = sorted(set(cp[name]) - set(types) | set(overrides) - set(types))
+    unknown = sorted(set(raw) - set(types) | set(overrides) - set(types))
     if unknown: raise KeyError(f"Unknown key(s) {unknown} in preset {name!r}; valid keys: {', '.join(valid)}")
-    missing = sorted(set(valid) - set(cp[name]) - set(overrides))
+    missing = sorted(set(valid) - set(raw) - set(overrides))
     if missing: raise KeyError(f"Preset {name!r} lacks {missing}")
-    vals = {k: parse_value(types[k], cp[name][k], f"[{name}] {k}") for k in valid if k in cp[name]}
+    vals = {k: parse_value(types[k], raw[k], f"[{name}] {k}") for k in valid if k in raw}
     p = Preset(name=name, **{**vals, **overrides})
     if (both := sorted(set(p.seeds) & set(p.exploration_seeds))):
         raise ValueError(f"preset {name!r}: seeds {both} are both confirmation seeds (`seeds`) and exploration seeds: "
@@ -200,6 +207,7 @@ def load_preset(name:str, path:Path|str|None=None, **overrides) -> Preset:
     return p
 
 COMMITTED_PRESET = 'cpu'  # the preset of the committed figures and of `make reproduce`
+EXPLORATION_FIGURES = ('leak-map',)  # figures that choose (organism, prompts, thresholds): run on exploration seeds, their findings are not answers
 
 def commits_figures(preset:str) -> bool:
     "Whether figures made with `preset` are the committed ones in `figures/` (those of `COMMITTED_PRESET`)."

@@ -1,21 +1,26 @@
-"""The committed figures' tables and verdicts: one row per (run, condition, metric) in every tidy CSV, every calibration
-criterion fails on its null data, the README's answers are the verdict files, and a stray file does not block
+"""The committed figures' tables and verdicts: one row per (run, condition, metric) in every tidy CSV; verdicts in one of
+five outcomes, an opposite interval never lumped with "no effect", every criterion failing on its null distribution;
+confirmation seeds that no choice saw; the README's answers are the verdict files; a stray file does not block
 `make reproduce`."""
-import json, os, subprocess, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
-from inoculate.figure import VERDICTS, VERDICT_COLUMNS
+from inoculate.figure import MAX_NULL_PASS, VERDICTS, VERDICT_COLUMNS
 from inoculate.outputs import answers_markdown, figures_markdown
-from inoculate.presets import repo_root
+from inoculate.presets import COMMITTED_PRESET, EXPLORATION_FIGURES, load_preset, repo_root
 
 FIGURES = repo_root()/'figures'
 TIDY = [p for p in sorted(FIGURES.glob('*.csv')) if not p.name.endswith('.verdicts.csv') and 'run' in pd.read_csv(p, nrows=0).columns]
+CONFIRMATION = [p for p in sorted(FIGURES.glob('*.verdicts.csv')) if p.name.split('.')[0] not in EXPLORATION_FIGURES]
+PRESET = load_preset(COMMITTED_PRESET)
+read = lambda p: pd.read_csv(p, keep_default_na=False)
+number = lambda x: float(x) if str(x) not in ('', 'nan') else float('nan')
 
 
 def test_every_figure_has_a_tidy_table_and_verdicts():
     assert TIDY, "the committed figures have their tidy tables"
-    assert sorted(FIGURES.glob('*.verdicts.csv')), "and their verdict files"
+    assert CONFIRMATION, "and their verdict files"
 
 
 @pytest.mark.parametrize('csv', TIDY, ids=lambda p: p.stem)
@@ -26,19 +31,46 @@ def test_one_row_per_run_condition_and_metric(csv):
     assert t['roles'].notna().all(), "every run says which role(s) it plays"
 
 
-@pytest.mark.parametrize('csv', sorted(FIGURES.glob('*.verdicts.csv')), ids=lambda p: p.stem)
-def test_verdict_files_say_one_of_three_things(csv):
-    v = pd.read_csv(csv, keep_default_na=False)
+@pytest.mark.parametrize('csv', CONFIRMATION, ids=lambda p: p.stem)
+def test_verdicts_are_one_of_five_outcomes_and_an_opposite_interval_is_opposite(csv):
+    "Five outcomes, never lumped: no 'does not hold'; an interval wholly on the other side of its criterion reads 'opposite'."
+    v = read(csv)
     assert list(v.columns) == list(VERDICT_COLUMNS) and len(v)
-    assert set(v['verdict']) <= set(VERDICTS)
-    at_floor = v[v['reason'].str.startswith('at the')]
-    assert (at_floor['verdict'] == 'not measured').all(), "a comparison at the floor ranks nothing"
+    assert set(v['verdict']) <= set(VERDICTS), set(v['verdict']) - set(VERDICTS)
+    for _, r in v[v['criterion'].str.startswith('interval ')].iterrows():
+        low, high, t = number(r['low']), number(r['high']), re.search(r'(above|below) (-?[\d.e+-]+)', r['criterion'])
+        if r['verdict'] in ('cannot rank', 'not measured') or not t: continue
+        other_side = high < float(t.group(2)) if t.group(1) == 'above' else low > float(t.group(2))
+        assert other_side == (r['verdict'] == 'opposite'), f"{r['claim']}: [{low}, {high}] {r['criterion']} reads {r['verdict']!r}"
 
 
-def test_each_calibration_criterion_fails_on_its_null_data():
-    t = pd.read_csv(FIGURES/'calibration.csv', keep_default_na=False)
-    assert len(t) >= 10 and (t['null'] != '').all(), "every row states its null data"
-    assert (t['null_verdict'] != 'holds').all(), t[t['null_verdict'] == 'holds'][['effect', 'null']].to_string()
+@pytest.mark.parametrize('csv', CONFIRMATION, ids=lambda p: p.stem)
+def test_every_criterion_fails_on_its_null_distribution(csv):
+    "Each measured verdict states its null, and its criterion passes at most 5% of it (a holds with more could not stand)."
+    v = read(csv)
+    measured = v[v['verdict'].isin(['holds', 'opposite', 'inconclusive'])]
+    assert (measured['null'] != '').all(), measured[measured['null'] == '']['claim'].tolist()
+    rates = measured['null_pass_rate'].map(number)
+    assert (rates <= MAX_NULL_PASS).all(), measured[rates > MAX_NULL_PASS][['claim', 'null', 'null_pass_rate']].to_string()
+
+
+@pytest.mark.parametrize('csv', CONFIRMATION, ids=lambda p: p.stem)
+def test_verdicts_are_judged_on_the_confirmation_seeds(csv):
+    "Every committed verdict is computed on the preset's confirmation seeds, none of which any choice saw."
+    v = read(csv)
+    assert set(v['seeds'].astype(str)) == {' '.join(map(str, PRESET.seeds))}, set(v['seeds'])
+    assert not set(PRESET.seeds) & set(PRESET.exploration_seeds)
+
+
+def test_no_confirmation_seed_appears_where_a_choice_was_made():
+    "The notebooks that choose (the leak map) ran on exploration seeds only: their tables hold no confirmation seed."
+    for slug in EXPLORATION_FIGURES:
+        seeds = set(pd.read_csv(FIGURES/f'{slug}.csv')['seed'])
+        assert seeds and seeds <= set(PRESET.exploration_seeds) and not seeds & set(PRESET.seeds), (slug, seeds)
+        assert 'exploration_seeds' in ''.join(''.join(c['source']) for c in json.loads((repo_root()/'nbs'/'figures'/f'{slug}.ipynb').read_text())['cells'])
+    for csv in TIDY:
+        if csv.stem.split('.')[0] in EXPLORATION_FIGURES or csv.stem == 'conflict': continue
+        assert set(pd.read_csv(csv)['seed']) <= set(PRESET.seeds), f"{csv.name} holds seeds that are not confirmation seeds"
 
 
 def test_readme_answers_are_the_verdict_files():
@@ -60,11 +92,3 @@ def test_an_untracked_stray_file_does_not_block_reproduce(tmp_path):
     assert run() == ['None', 'None']  # git found (it is on PATH), and the stray files do not count
     (clone/'inoculate'/'extra.py').write_text('x = 1\n')
     assert run()[0] != 'None', "a new file in the package can change results"
-
-
-def test_on_the_default_base_the_least_leaky_prompt_leaks_measurably():
-    "On the default base at p = 1 (five seeds, the elicitation figure), even the least leaky prompt's leak has an interval above 0."
-    v = pd.read_csv(FIGURES/'elicitation.verdicts.csv', keep_default_na=False)
-    best = v[v['claim'].str.startswith('even the least leaky prompt')]
-    assert len(best) == 1 and best['verdict'].item() == 'holds' and float(best['low'].item()) > 0, best.to_string()
-    assert int(best['n'].item()) >= 5, "five seeds"
