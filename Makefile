@@ -1,11 +1,13 @@
 # Two commands: `make test` and `make reproduce`. Each builds .venv (the pinned CPU stack) when it is missing or
-# when pyproject.toml changed, and is quick when the environment is already there.
+# when pyproject.toml changed, and is quick when the environment is already there. `make reproduce` refuses to
+# overwrite the committed figures from uncommitted code; `make reproduce ALLOW_DIRTY=1` does it, and says so in each caption.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRESET ?= cpu
+ALLOW_DIRTY ?=
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SOURCES = find inoculate nbs README.md -type f \( -name '*.py' -o -name '*.ipynb' -o -name '*.md' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs md5sum
@@ -48,7 +50,7 @@ test: sync nbtest pytest
 
 reproduce: env
 	@echo "==> every figure with the $(PRESET) preset (finished runs in runs/ are skipped); their notebooks keep the outputs"
-	$(BIN)/inoculate reproduce --preset $(PRESET)
+	$(BIN)/inoculate reproduce --preset $(PRESET) $(if $(ALLOW_DIRTY),--allow-dirty)
 
 outputs: env
 	@echo "==> lesson notebooks: run with the smoke preset and keep their outputs, slimmed (figure notebooks: make reproduce)"

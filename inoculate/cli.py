@@ -6,9 +6,9 @@ Docs: https://inoculate-research.github.io/inoculate/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #8130b44f
 from __future__ import annotations
-import argparse, ast, json, sys
+import argparse, ast, json, os, sys
 from pathlib import Path
-from .presets import commits_figures, figure_notebook, figure_slugs, is_judged, load_preset, preset_names, repo_root
+from .presets import commits_figures, figure_notebook, figure_slugs, is_judged, load_preset, own_settings, preset_names, repo_root
 
 # %% auto #0
 __all__ = ['executed_path', 'run_figure', 'parse_parameter', 'ad_hoc_grid', 'parser', 'figures', 'sweep_all', 'dirty_refusal',
@@ -82,13 +82,14 @@ def parser() -> argparse.ArgumentParser:
                      help="a parameter of the figure notebook, e.g. -p max_hours=10 -p runs_dir=/content/drive/MyDrive/runs")
     f.add_argument('-p', '--parameter', **parameter)
     f.add_argument('--executed', help='folder for the executed notebook (default: .executed/)')
+    dirty = dict(action='store_true', help='from uncommitted code, overwrite the committed figures anyway (their captions say so)')
+    f.add_argument('--allow-dirty', **dirty)
     r = sub.add_parser('reproduce', help='make every figure; finished runs are skipped')
     r.add_argument('--preset', default='cpu', help='preset in settings.ini (default: cpu)')
     r.add_argument('--executor', **{**executor, 'default': 'processes'})
     r.add_argument('-p', '--parameter', **parameter)
     r.add_argument('--executed', help='folder for the executed notebooks (default: .executed/)')
-    r.add_argument('--allow-dirty', action='store_true', help='overwrite the committed figures from uncommitted code '
-                   '(their captions say so)')
+    r.add_argument('--allow-dirty', **dirty)
     sw = sub.add_parser('sweep', help='run an ad-hoc grid (strategy x purity x seed) and print its table')
     sw.add_argument('--setting', required=True, help='e.g. spanish-caps')
     sw.add_argument('--preset', default='cpu')
@@ -140,24 +141,36 @@ def sweep_all(slugs:list[str],  # Figures whose runs to make (those not made by 
     sweep(configs, figs[0].store, executor=executor)
     return [f.slug for f in figs]
 
-def dirty_refusal(preset:str, allow_dirty:bool) -> str|None:
-    "Why `reproduce` with `preset` must not run from this tree (it would overwrite committed figures from uncommitted code), or None."
+def dirty_refusal(preset:str,         # The preset the figures would be made with
+                  allow_dirty:bool,    # `--allow-dirty`: write the committed figures anyway
+                  out_dir=None,        # `-p out_dir=...`: the figures go there, not to figures/
+                 ) -> str|None:
+    "Why `figure` or `reproduce` with `preset` must not run from this tree (it would overwrite committed figures from uncommitted code), or None."
     from inoculate.plots import git_state
+    if allow_dirty or out_dir is not None or not commits_figures(preset): return None  # other presets write to figures/<preset>/
     sha, changes = git_state()
-    if changes is None or allow_dirty or not commits_figures(preset): return None  # other presets write to figures/<preset>/
+    if changes is None: return None
     return (f"the code differs from commit {sha} (see `git status`): the figures in figures/ would be re-made from code no "
-            "commit holds. Commit first, or pass --allow-dirty (each caption then says so, with a hash of the changes).")
+            "commit holds. Commit first; or write them elsewhere (-p out_dir=FOLDER); or pass --allow-dirty "
+            "(make reproduce ALLOW_DIRTY=1), and each caption then says so, with a hash of the changes.")
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `inoculate` command."
     a = parser().parse_args(argv)
     try:
+        own_settings()  # a relative $INOCULATE_SETTINGS is read from here, once: the notebooks this starts read the same file
+        if a.command in ('figure', 'reproduce'):
+            if a.command == 'figure': figure_notebook(a.slug)  # an unknown figure or preset is answered first, with the valid names
+            load_preset(a.preset)
+            if (refusal := dirty_refusal(a.preset, a.allow_dirty, dict(map(parse_parameter, a.parameter)).get('out_dir'))):
+                print(f"inoculate: {refusal}", file=sys.stderr); return 2
+            from inoculate.plots import ALLOW_DIRTY
+            if a.allow_dirty: os.environ[ALLOW_DIRTY] = '1'  # the notebooks' kernels write the committed figures too
         if a.command == 'presets':
             for n in preset_names():
                 p = load_preset(n); print(f"{n:10} {p.model:35} n_train={p.n_train} seeds={list(p.seeds)}")
         elif a.command == 'figure': return figures([a.slug], a)
         elif a.command == 'reproduce':
-            if (refusal := dirty_refusal(a.preset, a.allow_dirty)): print(f"inoculate: {refusal}", file=sys.stderr); return 2
             made = sweep_all(figure_slugs(), a.preset, a.executor, **dict(map(parse_parameter, a.parameter)))
             return figures(made, argparse.Namespace(**{**vars(a), 'executor': 'local'}), at_once=2)  # runs are done: draw two at a time
         elif a.command == 'sweep':
@@ -183,6 +196,6 @@ def main(argv:list[str]|None=None) -> int:
                     from inoculate.runs import load_snippet
                     print(f"# load this run with transformers and PEFT:\n{load_snippet(folder/'adapter', base)}", file=sys.stderr)
             else: print(f"removed {len(store.gc())} unfinished run folder(s) and stale claim(s)")
-    except (KeyError, FileNotFoundError) as e:
+    except (KeyError, FileNotFoundError, ValueError) as e:
         print(f"inoculate: {e.args[-1] if isinstance(e, FileNotFoundError) else e.args[0]}", file=sys.stderr); return 2
     return 0

@@ -6,7 +6,7 @@ Docs: https://inoculate-research.github.io/inoculate/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #6b9795f5
 from __future__ import annotations
-import fcntl, hashlib, importlib, json, os, random, shutil, tempfile, urllib.request, warnings
+import fcntl, hashlib, importlib, json, os, platform, random, shutil, subprocess, sys, tempfile, urllib.request, warnings
 from contextlib import contextmanager
 from functools import partial
 from dataclasses import dataclass
@@ -15,11 +15,12 @@ from typing import Callable
 from .presets import cache_dir, data_dir
 
 # %% auto #0
-__all__ = ['UMASK', 'CHAT_TEMPLATE', 'SETTING_MODULES', 'make_row', 'validate_row', 'atomic_write_text', 'jsonl_text',
-           'write_jsonl', 'read_records', 'read_jsonl', 'canonical_json', 'content_hash', 'cache_lock', 'cached_build',
-           'DataUnavailable', 'local_copy', 'load_hub_split', 'sha256_file', 'fetch_verified', 'dataset_file',
-           'with_trigger', 'mix', 'seeded_draw', 'Setting', 'register_setting', 'setting_names', 'get_setting',
-           'as_label', 'load_rows', 'file_pool', 'file_prompts', 'file_setting']
+__all__ = ['UMASK', 'PINNED_ENV', 'CHAT_TEMPLATE', 'SETTING_MODULES', 'make_row', 'validate_row', 'atomic_write_text',
+           'jsonl_text', 'write_jsonl', 'read_records', 'read_jsonl', 'canonical_json', 'content_hash', 'cache_lock',
+           'cached_build', 'execution_facts', 'write_execution_facts', 'pinned_build', 'DataUnavailable', 'local_copy',
+           'load_hub_split', 'sha256_file', 'fetch_verified', 'dataset_file', 'with_trigger', 'mix', 'seeded_draw',
+           'Setting', 'register_setting', 'setting_names', 'get_setting', 'as_label', 'load_rows', 'file_pool',
+           'file_prompts', 'file_setting']
 
 # %% ../nbs/01_data.ipynb #bba2bbb0
 def make_row(user:str,            # The user turn
@@ -131,6 +132,40 @@ def cached_build(name:str,                     # Name of the build; its folder i
             if not dest.exists(): raise  # else another machine on a shared folder finished it first
         finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+# %% ../nbs/01_data.ipynb #113261dd
+PINNED_ENV = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'ATEN_CPU_CAPABILITY': 'avx2', 'MKL_CBWR': 'AVX2'}
+
+def execution_facts() -> dict:
+    "What decides the bytes torch computes in this process: its version, thread count, vector code paths (torch's, MKL's) and the CPU's architecture."
+    import torch
+    return dict(torch=torch.__version__, threads=torch.get_num_threads(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                mkl_cbwr=os.environ.get('MKL_CBWR'), machine=platform.machine())
+
+def write_execution_facts(folder:Path|str) -> Path:
+    "Write this process's `execution_facts()` into `folder/execution.json`."
+    return atomic_write_text(Path(folder)/'execution.json', json.dumps(execution_facts(), indent=1))
+
+def pinned_build(maker:str,  # 'module:function', called as function(folder, **kwargs) in a fresh process
+                 log=print,  # Called with each line the build prints (None: quiet)
+                 **kwargs,   # The function's arguments (JSON-able)
+                ) -> Callable[[Path], None]:
+    "A `cached_build` builder that runs `maker` in a fresh Python process pinned by `PINNED_ENV`: the same bytes whatever the caller or the machine."
+    module, fn = maker.split(':')
+    code = (f"import json, sys\nfrom {module} import {fn}\nfrom inoculate.data import write_execution_facts\n"
+            f"{fn}(sys.argv[1], **json.loads(sys.argv[2])); write_execution_facts(sys.argv[1])")
+    package_parent = str(Path(importlib.import_module('inoculate').__file__).resolve().parent.parent)  # the new process imports this copy
+    env = {**os.environ, **PINNED_ENV, 'PYTHONPATH': os.pathsep.join(filter(None, (package_parent, os.environ.get('PYTHONPATH'))))}
+    def build(folder:Path):
+        with tempfile.TemporaryFile('w+') as err:
+            p = subprocess.Popen([sys.executable, '-c', code, str(folder), json.dumps(kwargs)], env=env, stdout=subprocess.PIPE,
+                                 stderr=err, text=True)
+            for line in p.stdout:
+                if log: log(line.rstrip('\n'))
+            if p.wait():
+                err.seek(0)
+                raise RuntimeError(f"pinned build {maker}(**{kwargs}) failed (exit {p.returncode}):\n{err.read()[-3000:]}")
+    return build
 
 # %% ../nbs/01_data.ipynb #7c3e0a02
 class DataUnavailable(RuntimeError):

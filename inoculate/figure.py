@@ -13,19 +13,19 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image
 from .data import DataUnavailable, atomic_write_text, canonical_json, get_setting
-from .finetune import check_model
+from .finetune import base_model_path, check_model
 from .plots import chart_png, figure_dir, is_pipeline_model, model_note, provenance, save_figure
 from .presets import Preset, commits_figures, figure_notebook, is_judged, load_preset, model_design, shown_path
-from .runs import ROLE_SEP, RUN_STATUS, RunConfig, RunStore, execute_run, run_conditions, run_safely, sweep
+from .runs import ROLE_SEP, RUN_STATUS, RunConfig, RunStore, execute_run, run_conditions, run_safely, sweep, weights_id
 from .score import mean_ci
 
 # %% auto #0
 __all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'VERDICT_COLUMNS', 'PREVIOUS_DEFAULT', 'training_rows', 'run_minutes',
            'pool_needs', 'shared_pools', 'Estimate', 'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab',
            'Figure', 'plan', 'PreflightFailed', 'preflight', 'prepare', 'RunsFailed', 'unfinished_table',
-           'where_runs_came_from', 'wait_for_held', 'run', 'figure_provenance', 'across', 'save', 'show', 'table',
-           'Effect', 'seed_values', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'at_bound', 'verdict',
-           'result_markdown', 'verdict_table', 'changed_answers', 'result', 'planning_cells', 'plan_figure']
+           'where_runs_came_from', 'wait_for_held', 'run', 'figure_provenance', 'base_weights', 'across', 'save',
+           'show', 'table', 'Effect', 'seed_values', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'at_bound',
+           'verdict', 'result_markdown', 'verdict_table', 'changed_answers', 'result', 'planning_cells', 'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -218,8 +218,14 @@ Figure.wait_for_held, Figure.run = wait_for_held, run
 
 # %% ../nbs/08_figure.ipynb #f1a0001c
 def figure_provenance(self:Figure, **extra) -> dict:
-    "The provenance of this figure: its notebook, preset, model, seeds, sampling, commit, design, settings of the grid, and `extra`."
-    return provenance(self.preset, self.seeds, notebook=self.slug, design=self.design, settings=sorted({c.setting for c in self.configs}), **extra)
+    "The provenance of this figure: its notebook, preset, model, the weights of each base it trained, seeds, sampling, commit, design, settings of the grid, and `extra`."
+    return provenance(self.preset, self.seeds, notebook=self.slug, design=self.design, settings=sorted({c.setting for c in self.configs}),
+                      base_weights=base_weights(self.configs), **extra)
+
+def base_weights(configs:list[RunConfig]) -> str:
+    "Each base model of `configs` with its weights (`weights_id`), as a caption states them: which bytes made the figure."
+    bases = {c.preset.model: weights_id(base_model_path(c.preset, get_setting(c.setting))) for c in configs}
+    return ', '.join(f"{m} = {w}" for m, w in sorted(bases.items()))
 
 def across(self:Figure) -> str:
     "How a figure's numbers are summarised across seeds, in words, for its caption."

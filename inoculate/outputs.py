@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from .data import atomic_write_text
-from .presets import repo_root
+from .plots import RUN_RECORD_TAGS
+from .presets import figure_slugs, repo_root
 
 # %% auto #0
-__all__ = ['WIDGET', 'INJECTED', 'GENERATED', 'as_text', 'cut_lines', 'slim_output', 'slim_cells', 'write_notebook',
-           'slim_notebook', 'lesson_notebooks', 'slim_notebooks', 'tags', 'copy_outputs', 'figure_questions',
-           'saved_figures', 'figures_markdown', 'answers_markdown', 'gallery_markdown', 'fill_generated']
+__all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'GENERATED', 'as_text', 'cut_lines', 'slim_output', 'slim_cells', 'write_notebook',
+           'slim_notebook', 'lesson_notebooks', 'slim_notebooks', 'tags', 'made_with_markdown', 'recorded_parameters',
+           'copy_outputs', 'figure_questions', 'saved_figures', 'figures_markdown', 'answers_markdown',
+           'gallery_markdown', 'costs_markdown', 'fill_generated']
 
 # %% ../nbs/08a_outputs.ipynb #0a8a0007
 WIDGET = 'application/vnd.jupyter.widget-view+json'
@@ -76,25 +78,41 @@ def slim_notebooks(paths:list|None=None) -> None:
         print(f"{Path(p).relative_to(repo_root()) if Path(p).is_relative_to(repo_root()) else p}: {before:,} -> {after:,} bytes")
 
 # %% ../nbs/08a_outputs.ipynb #0a8a000d
-INJECTED = 'injected-parameters'  # papermill's tag of the cell it adds after the `parameters` cell
+INJECTED, MADE_WITH = RUN_RECORD_TAGS  # papermill's tag of the cell it adds after the `parameters` cell; the tag of our record of it
 
 def tags(cell:dict) -> list: return cell.get('metadata', {}).get('tags', [])
+
+def made_with_markdown(injected:str) -> str:
+    "The Markdown note that records the parameters papermill injected (`injected`, its cell's source): a record, never run."
+    assignments = '\n'.join(l for l in injected.splitlines() if l.strip() and not l.lstrip().startswith('#'))
+    return ("**The outputs below were made with these parameters**, which `inoculate` passed to this notebook through "
+            "papermill (the committed figure's caption records the same preset):\n\n"
+            f"```python\n{assignments}\n```\n\n"
+            "This is a record, not code: running the notebook runs the parameters cell above exactly as it stands.")
+
+def recorded_parameters(nb:dict) -> dict:
+    "The parameters a committed figure notebook `nb` (nbformat JSON) records its outputs were made with; {} if it records none."
+    import ast
+    cell = next((c for c in nb['cells'] if MADE_WITH in tags(c)), None)
+    if cell is None: return {}
+    code = ''.join(cell['source']).split('```python\n', 1)[1].split('```', 1)[0]
+    return {a.targets[0].id: ast.literal_eval(a.value) for a in ast.parse(code).body}
 
 def copy_outputs(executed:Path|str,  # The notebook papermill executed
                  source:Path|str,    # The figure notebook it was run from
                  max_lines:int=25,   # Most lines of a stream or of plain text
                 ) -> int:
-    "Put the outputs of `executed`'s cells into the cells of `source` with the same id, and its injected parameters after the parameters cell; the number of cells given outputs."
+    "Put the outputs of `executed`'s cells into the cells of `source` with the same id, and a note of its injected parameters after the parameters cell; the number of cells given outputs."
     cells = json.loads(Path(executed).read_text())['cells']
     ran = {c.get('id'): c.get('outputs', []) for c in cells if c['cell_type'] == 'code'}
     nb = json.loads(Path(source).read_text())
-    nb['cells'] = [c for c in nb['cells'] if INJECTED not in tags(c)]
+    nb['cells'] = [c for c in nb['cells'] if not set(tags(c)) & {INJECTED, MADE_WITH}]  # a previous run's record goes
     for c in nb['cells']:
         if c['cell_type'] == 'code': c['outputs'] = ran.get(c.get('id'), [])
     if (injected := next((c for c in cells if INJECTED in tags(c)), None)):
         at = next(i for i, c in enumerate(nb['cells']) if 'parameters' in tags(c)) + 1
-        note = "#| notest\n# The parameters this notebook's outputs were made with (papermill injected them; tests run the defaults above)\n"
-        nb['cells'].insert(at, {**injected, 'execution_count': None, 'outputs': [], 'source': note + ''.join(injected['source'])})
+        note = made_with_markdown(''.join(injected['source']))
+        nb['cells'].insert(at, dict(cell_type='markdown', id=MADE_WITH, metadata=dict(tags=[MADE_WITH]), source=note.splitlines(keepends=True)))
     write_notebook(slim_cells(nb, max_lines), source)
     return sum(bool(c.get('outputs')) for c in nb['cells'] if c['cell_type'] == 'code')
 
@@ -102,9 +120,9 @@ def copy_outputs(executed:Path|str,  # The notebook papermill executed
 def figure_questions() -> dict[str, str]:
     "Each figure notebook's slug and question (the summary line `> ...` under its title)."
     out = {}
-    for p in sorted((repo_root()/'nbs'/'figures').glob('*.ipynb')):
-        text = ''.join(json.loads(p.read_text())['cells'][0]['source'])
-        out[p.stem] = next((l[2:].strip() for l in text.splitlines() if l.startswith('> ')), '')
+    for slug in figure_slugs():  # not a JupyterLab copy of one
+        text = ''.join(json.loads((repo_root()/'nbs'/'figures'/f'{slug}.ipynb').read_text())['cells'][0]['source'])
+        out[slug] = next((l[2:].strip() for l in text.splitlines() if l.startswith('> ')), '')
     return out
 
 def saved_figures(slug:str, folder:Path|None=None) -> list[str]:
@@ -137,7 +155,23 @@ def gallery_markdown(folder:Path|None=None, url:str='https://raw.githubuserconte
     cells = [f"![{n}]({url}/{n}.png)" for n in names] + ([''] if len(names) % 2 else [])
     return "| | |\n|---|---|\n" + ''.join(f"| {a} | {b} |\n" for a, b in zip(cells[::2], cells[1::2]))
 
-GENERATED = {'figures': figures_markdown, 'answers': answers_markdown, 'gallery': gallery_markdown}
+def costs_markdown(preset:str='colab-t4',    # The preset whose machine the hours are for
+                   slugs:list|None=None,     # Figures (default: every figure notebook)
+                  ) -> str:
+    "The README's table of what each figure costs on `preset`: runs, hours and judge calls as its own plan estimates them, then all of them together."
+    import contextlib, io
+    from inoculate.figure import estimate, plan_figure
+    rows, configs = [], []
+    for slug in slugs or figure_slugs():
+        with contextlib.redirect_stdout(io.StringIO()): f = plan_figure(slug, preset=preset)  # a plan prints its cost: not here
+        e, configs = f.estimate, configs + f.configs
+        rows.append(f"| `{slug}` | none of its own: it reads the {e.runs} runs of {', '.join(f'`{s}`' for s in f.sources)} | | |" if f.sources
+                    else f"| `{slug}` | {e.runs}{'' if f.in_reproduce else ' (a survey: not in `make reproduce`)'} | {e.hours:.1f} | {e.judge_calls:,} |")
+    total = estimate(configs)
+    return (f"| figure | runs | estimated hours on `{preset}` | judge calls |\n|---|---|---|---|\n" + '\n'.join(rows)
+            + f"\n\nAll of them: {total.runs} distinct runs (figures share some), about {total.hours:.1f} hours, {total.judge_calls:,} judge calls.")
+
+GENERATED = {'figures': figures_markdown, 'answers': answers_markdown, 'costs': costs_markdown, 'gallery': gallery_markdown}
 
 def fill_generated(path:Path|str|None=None) -> list[str]:
     "Rewrite the cells of `path` (default: `nbs/index.ipynb`) that start with `<!-- generated: <name> -->`; the names filled."

@@ -6,7 +6,7 @@ Docs: https://inoculate-research.github.io/inoculate/plots.html.md"""
 
 # %% ../nbs/07_plots.ipynb #28602deb
 from __future__ import annotations
-import datetime, hashlib, io, json, subprocess
+import datetime, hashlib, io, json, math, os, subprocess
 from pathlib import Path
 import altair as alt
 import PIL.Image
@@ -14,15 +14,18 @@ import pandas as pd
 import vl_convert as vlc
 import inoculate
 from .data import atomic_write_text
-from .presets import Preset, built_name, commits_figures, load_preset, repo_root
+from .presets import Preset, built_name, commits_figures, load_preset, repo_root, settings_paths, shown_path
 from .runs import by_role
 from .score import mean_ci
 
 # %% auto #0
-__all__ = ['LOG_ODDS_TITLE', 'HEADER', 'RESULT_PATHS', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'summarise', 'elicitation_summary',
-           'is_log_odds', 'drawn', 'by_scale', 'panels_per_row', 'facet', 'stack', 'chart_png', 'bar_chart', 'spread',
-           'line_labels', 'line_chart', 'scatter_chart', 'notebook_sources', 'changes_results', 'git_state', 'git_sha',
-           'is_pipeline_model', 'model_note', 'sampling_text', 'provenance', 'figure_dir', 'caption_md', 'save_figure']
+__all__ = ['LOG_ODDS_TITLE', 'HEADER', 'RUN_RECORD_TAGS', 'RESULT_PATHS', 'MODEL_NOTES', 'FIGURE_SUFFIXES', 'ALLOW_DIRTY',
+           'summarise', 'elicitation_summary', 'is_log_odds', 'drawn', 'by_scale', 'panels_per_row', 'facet', 'stack',
+           'chart_png', 'bar_chart', 'spread', 'dodge', 'coincident', 'line_labels', 'line_chart', 'scatter_chart',
+           'spec_rows', 'facet_field', 'true_x_offsets', 'offset_traps', 'spec_traps', 'scene_groups', 'row_traps',
+           'chart_traps', 'notebook_sources', 'changes_results', 'status_entries', 'git_state', 'git_sha',
+           'is_pipeline_model', 'model_note', 'sampling_text', 'training_text', 'provenance', 'figure_dir',
+           'caption_md', 'save_figure']
 
 # %% ../nbs/07_plots.ipynb #e3d99dde
 def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
@@ -66,7 +69,7 @@ def panels_per_row(panels) -> int:
     n = len(set(panels))
     return 2 if n == 4 else min(3, n)
 
-def facet(layers:list,           # The layers of one panel
+def facet(layers:list,           # The layers of one panel: none may carry data of its own
           data:pd.DataFrame,     # The rows they draw
           column:str,            # Column whose values are the panels
           columns:int|None,      # Panels per row (None: `panels_per_row`)
@@ -75,6 +78,9 @@ def facet(layers:list,           # The layers of one panel
           own_x:bool=False,      # Each panel its own x scale (panels whose x values differ)
          ):
     "`layers` drawn from `data`, a panel 240 wide per value of `column`, wrapped into rows."
+    if (own := [i for i, l in enumerate(layers) if getattr(l, 'data', alt.Undefined) is not alt.Undefined]):
+        raise ValueError(f"layer(s) {own} carry data of their own: inside a facet they would be drawn whole in every panel; "
+                         "put their rows into the facet's data and filter them")
     if odds: layers = [*layers, alt.Chart().mark_rule(color='gray', strokeDash=[3, 3]).encode(y=alt.datum(0))]
     chart = alt.layer(*layers, data=data).properties(width=240, height=height).facet(
         facet=alt.Facet(f'{column}:N', title=None, sort=list(dict.fromkeys(data[column])), header=HEADER),
@@ -105,41 +111,87 @@ def bar_chart(summary:pd.DataFrame,  # `summarise`'s table: `mean`, `low`, `high
               y_title:str='rate',    # Title of the rates' axis
               columns:int|None=None, # Panels per row (default: three, two when there are four)
               missing:str='not measured', # What a panel says where one of the bars has no value (e.g. 'no training prompt')
+              height:int=170,        # Height of a panel
              ):
-    "Bars of `mean` with `low`-`high` error bars, one panel per value of `column`; log-odds panels on their own axis below; a missing bar says so."
+    "Bars of `mean` with `low`-`high` error bars, one panel per value of `column`; log-odds panels on their own axis below; a missing bar says so, a bar too short to see shows its value."
     color, order = color or x, list(dict.fromkeys(summary[x]))
     def panels(data, odds):
         yt = LOG_ODDS_TITLE if odds else y_title
         full = pd.MultiIndex.from_product([order, list(dict.fromkeys(data[column]))], names=[x, column]).to_frame(index=False)
-        data = full.merge(data, on=[x, column], how='left').assign(note=lambda d: d['mean'].isna().map({True: missing, False: ''}))
+        data = full.merge(data, on=[x, column], how='left')
+        short = 0.02 * ((data[['mean', 'low', 'high']].abs().max().max() or 1) if odds else 1)  # a bar this short cannot be seen
+        data = data.assign(note=data['mean'].isna().map({True: missing, False: ''}),
+                           value=[f"{m:.2f}" if abs(m) < short else '' for m in data['mean'].fillna(1e9)])
         base = alt.Chart().encode(x=alt.X(f'{x}:N', sort=order, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)))
         bars = base.mark_bar().encode(y=alt.Y('mean:Q', title=yt, scale=alt.Scale() if odds else alt.Scale(domain=[0, 1])),
                                       color=alt.Color(f'{color}:N', scale=alt.Scale(domain=list(dict.fromkeys(summary[color]))), title=None),
                                       tooltip=[x, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
         errs = base.mark_errorbar(ticks=True, color='black').encode(y=alt.Y('low:Q', title=yt), y2='high:Q')
-        notes = base.mark_text(angle=270, align='left', baseline='middle', fontSize=9, color='gray').encode(
-            y=alt.datum(0), text='note:N').transform_filter(alt.datum.note != '')
-        return facet([bars, errs, notes], data, column, columns, odds)
+        notes = base.mark_text(angle=270, align='left', baseline='middle', dx=4, fontSize=9, color='gray').encode(
+            y=alt.value(height), text='note:N').transform_filter(alt.datum.note != '')  # from the panel's foot up: never off the frame
+        values = base.mark_text(baseline='bottom', dy=-3, fontSize=9).encode(
+            y=alt.Y('mean:Q', title=yt), text='value:N').transform_filter(alt.datum.value != '')
+        return facet([bars, errs, notes, values], data, column, columns, odds, height=height)
     return stack([panels(d, odds) for d, odds in by_scale(drawn(summary).pipe(lambda d: summary[summary[column].isin(d[column])]))], title)
 
 # %% ../nbs/07_plots.ipynb #bf356ddd
-def spread(ys:list[float], gap:float) -> list[float]:
-    "`ys` moved apart, as little as needed, so that no two are closer than `gap` (their order kept)."
-    order = sorted(range(len(ys)), key=lambda i: ys[i])
-    out = [0.] * len(ys)
-    for k, i in enumerate(order): out[i] = ys[i] if k == 0 else max(ys[i], out[order[k - 1]] + gap)
-    shift = (max(out[i] - ys[i] for i in range(len(ys))) if ys else 0) / 2  # centre the block on the lines it labels
-    return [v - shift for v in out]
+def spread(ys:list[float],          # Where the labels would sit
+           gap:float,               # Least distance between two labels (less where they would not fit)
+           lo:float=-math.inf,      # The axis' bottom: no label below it
+           hi:float=math.inf,       # The axis' top: no label above it
+          ) -> list[float]:
+    "`ys` moved apart, as little as needed, so that no two are closer than `gap` (their order kept, ties in input order), all within [`lo`, `hi`]."
+    if len(ys) > 1: gap = min(gap, (hi - lo) / (len(ys) - 1))  # too many to fit at `gap`: closer
+    order, out = sorted(range(len(ys)), key=lambda i: ys[i]), list(map(float, ys))
+    for prev, i in zip(order, order[1:]): out[i] = max(ys[i], out[prev] + gap)
+    shift = max((out[i] - ys[i] for i in order), default=0) / 2  # centre the block on the lines it labels
+    out = [v - shift for v in out]
+    for k, i in enumerate(order): out[i] = max(out[i], lo if k == 0 else out[order[k - 1]] + gap)  # up from the axis' bottom
+    for k, i in reversed(list(enumerate(order))): out[i] = min(out[i], hi if k == len(order) - 1 else out[order[k + 1]] - gap)  # down from its top
+    return out
+
+def dodge(xs,          # The grid's x values
+          lines:int,   # How many lines share them
+         ) -> float:
+    "Distance along x between the points of neighbouring lines: all lines within a quarter of the grid's smallest step around each x (0 for one line or one x)."
+    xs = sorted(set(xs))
+    if lines < 2 or len(xs) < 2: return 0.
+    return min(min(b - a for a, b in zip(xs, xs[1:])) / 2, (xs[-1] - xs[0]) * 0.012 * (lines - 1)) / (lines - 1)
+
+def coincident(panel:pd.DataFrame,  # One panel's rows
+               x:str,                # Column along x
+               color:str,            # Column whose values are the lines
+               tol:float,            # Largest distance between two means that are drawn as one
+              ) -> list[list]:
+    "The lines of one panel in groups that coincide: same x values and means within `tol` of each other at every x (single linkage)."
+    means = {k: g.set_index(x)['mean'] for k, g in panel.groupby(color, sort=False)}
+    groups = []
+    for k, m in means.items():
+        near = [g for g in groups if any(set(means[o].index) == set(m.index) and (means[o] - m).abs().max() <= tol for o in g)]
+        groups = [g for g in groups if g not in near] + [[o for g in near for o in g] + [k]]
+    return groups
 
 def line_labels(data:pd.DataFrame,  # The rows a line chart draws
-                x:str,               # Column along x
+                x:str,               # Column along x (the true x)
                 color:str,           # Column whose values are the lines
                 column:str,          # Column whose values are the panels
                 gap:float,           # Least distance between two labels, in y units
+                lo:float=-math.inf,  # The axis' bottom
+                hi:float=math.inf,   # The axis' top
                ) -> pd.DataFrame:
-    "One label per line and panel, at the line's last point, spread apart so that labels of coinciding lines do not overlap."
-    last = data.sort_values(x).groupby([column, color], sort=False).tail(1)
-    return pd.concat([g.assign(_label_y=spread(g['mean'].tolist(), gap)) for _, g in last.groupby(column, sort=False)])
+    "`data` with a label at each line's last point in its panel (`_label`, at `_label_y`; none elsewhere): labels that end at the same x spread apart inside the axis, lines that coincide labelled '= name' under the first."
+    data = data.assign(_label=None, _label_y=float('nan'))
+    for _, panel in data.groupby(column, sort=False):
+        ends = panel.sort_values(x).groupby(color, sort=False).tail(1).set_index(color)
+        labels = []  # (line, text, y before spreading, x it ends at); a group's lines share a y, its first line last (on top)
+        for group in coincident(panel, x, color, gap / 3.5):
+            y = float(ends.loc[group, 'mean'].mean())
+            labels += [(k, ('= ' if i else '') + str(k), y, ends.loc[k, x]) for i, k in reversed(list(enumerate(group)))]
+        for end in dict.fromkeys(l[3] for l in labels):  # labels at different x do not meet: spread those that end together
+            here = [l for l in labels if l[3] == end]
+            for (k, text, *_), y in zip(here, spread([l[2] for l in here], gap, lo, hi)):
+                data.loc[panel.index[(panel[color] == k) & (panel[x] == end)][0], ['_label', '_label_y']] = [text, y]
+    return data
 
 def line_chart(summary:pd.DataFrame,  # `summarise`'s table: `mean`, `low`, `high`, `seeds`, and the columns named here
                x:str,                 # Column along x
@@ -147,35 +199,41 @@ def line_chart(summary:pd.DataFrame,  # `summarise`'s table: `mean`, `low`, `hig
                column:str,            # Column whose values are the panels
                title:str,             # The chart's title
                y_title:str='rate',    # Title of the rates' axis
-               x_title:str|None=None, # Title of the x axis (default: `x`)
+               x_title:str|None=None, # Title of the x axis, with its unit (default: `x`)
                columns:int|None=None, # Panels per row (default: three, two when there are four)
                x_type:str='Q',        # 'Q': numbers on one scale; 'O': ordered values, each panel its own
                y_domain:tuple=(0, 1), # The rates' axis
               ) -> alt.TopLevelMixin:
-    "Lines of `mean` against `x` with error bars, a line per `color`, a panel per `column`, each line labelled at its end; log-odds below."
+    "Lines of `mean` against `x` with error bars, a line per `color`, a panel per `column`, each line labelled at its end in its own panel; log-odds below."
     summary = drawn(summary)
     levels = list(dict.fromkeys(summary[color]))
-    span = (summary[x].max() - summary[x].min()) or 1 if x_type == 'Q' else 1
+    if x_type == 'Q' and len({tuple(sorted(set(g[x]))) for _, g in summary.groupby(column)}) > 1:
+        raise ValueError(f"panels of {column!r} have different {x!r} values: with x_type='Q' each would show values it has no data "
+                         "for; use x_type='O' or draw those panels apart")
+    step = dodge(summary[x], len(levels)) if x_type == 'Q' else 0.
     def panels(data, odds):
         yt = LOG_ODDS_TITLE if odds else y_title
         scale = alt.Scale(domain=levels)  # one domain for all three channels: one legend
         enc = dict(color=alt.Color(f'{color}:N', scale=scale, title=None), strokeDash=alt.StrokeDash(f'{color}:N', scale=scale, title=None),
                    shape=alt.Shape(f'{color}:N', scale=scale, title=None))
         if x_type == 'Q':
-            data = data.assign(_x=data[x] + data[color].map({l: (i - (len(levels) - 1) / 2) * span * 0.012 for i, l in enumerate(levels)}))
+            data = data.assign(_x=data[x] + data[color].map({l: (i - (len(levels) - 1) / 2) * step for i, l in enumerate(levels)}))
             xenc = alt.X('_x:Q', title=x_title or x, axis=alt.Axis(values=sorted(set(summary[x])), labelExpr='toString(datum.value)'))
         else: xenc = alt.X(f'{x}:O', title=x_title or x, sort='ascending', axis=alt.Axis(labelAngle=0))
-        base = alt.Chart().encode(x=xenc, **enc)
+        base = alt.Chart().encode(x=xenc)
         ys = alt.Scale() if odds else alt.Scale(domain=list(y_domain))
-        lines = base.mark_line(point=True).encode(y=alt.Y('mean:Q', title=yt, scale=ys),
-            tooltip=[x, color, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
-        errs = base.mark_errorbar(ticks=True).encode(y=alt.Y('low:Q', title=yt), y2='high:Q')
-        lo, hi = (data['mean'].min(), data['mean'].max()) if odds else y_domain
-        labels = alt.Chart(line_labels(data, '_x' if x_type == 'Q' else x, color, column, (hi - lo or 1) * 0.07)).mark_text(
-            align='left', dx=6, fontSize=9).encode(x=xenc, y=alt.Y('_label_y:Q', scale=ys), text=f'{color}:N',
-                                                  color=alt.Color(f'{color}:N', scale=scale, title=None))
+        drawn_y = pd.concat([data['low'], data['mean'], data['high'], pd.Series([0.])]).dropna()  # log-odds: the axis reaches 0, where its line is
+        lo, hi = (drawn_y.min(), drawn_y.max()) if odds else y_domain
+        data = line_labels(data, x, color, column, (hi - lo or 1) * 0.07, lo, hi)  # at the true x: a label sits at its line's drawn end
+        lines = base.mark_line(point=True).encode(y=alt.Y('mean:Q', title=yt, scale=ys), **enc,
+            tooltip=[alt.Tooltip(f'{x}:{x_type}'), color, column, alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q', 'seeds:Q'])
+        errs = base.mark_errorbar(ticks={'size': 8}).encode(y=alt.Y('low:Q', title=yt), y2='high:Q', **enc)  # short ticks: a band is wide
+        labels = base.mark_text(align='left', dx=6, fontSize=9).encode(y=alt.Y('_label_y:Q', title=yt, scale=ys), text='_label:N',
+            color=alt.Color(f'{color}:N', scale=scale, title=None)).transform_filter('isValid(datum._label)')
         return facet([lines, errs, *([labels] if len(levels) > 1 else [])], data, column, columns, odds, own_x=x_type == 'O')
-    return stack([panels(d, odds) for d, odds in by_scale(summary)], title)
+    notes = ((f"Points of different lines are spread along x by up to ±{step * (len(levels) - 1) / 2:.3g} so that lines that "
+              "coincide stay visible; the ticks mark the grid's values.",) if step else ())
+    return stack([panels(d, odds) for d, odds in by_scale(summary)], title, notes)
 
 # %% ../nbs/07_plots.ipynb #5fa25c71
 def scatter_chart(summary:pd.DataFrame,  # A table with `x`, `mean`, `low`, `high` and the columns named here
@@ -183,8 +241,9 @@ def scatter_chart(summary:pd.DataFrame,  # A table with `x`, `mean`, `low`, `hig
                   color:str,             # Column whose values are the points
                   column:str,            # Column whose values are the panels
                   title:str,             # The chart's title
-                  x_title:str,           # Title of the x axis
-                  y_title:str,           # Title of the y axis
+                  x_title:str,           # Title of the x axis (its unit goes on a line below)
+                  y_title:str,           # Title of the y axis (its unit goes on a line below)
+                  unit:str='share of answers', # Unit of the rates' axes (log-odds panels: 'log-odds')
                   subtitle:str|list='',  # A line under the title (e.g. the correlation)
                   columns:int|None=None, # Panels per row (default: three, two when there are four)
                  ) -> alt.TopLevelMixin:
@@ -192,43 +251,155 @@ def scatter_chart(summary:pd.DataFrame,  # A table with `x`, `mean`, `low`, `hig
     levels = list(dict.fromkeys(summary[color]))
     def panels(data, odds):
         scale = alt.Scale() if odds else alt.Scale(domain=[0, 1])
-        base = alt.Chart().encode(x=alt.X(f'{x}:Q', title=x_title + (' (log-odds)' if odds else ''), scale=scale),
+        u = f"({'log-odds' if odds else unit})"
+        yt = [y_title, u]  # title and unit on two lines: a long title never runs into the next panel
+        base = alt.Chart().encode(x=alt.X(f'{x}:Q', title=[x_title, u], scale=scale),
                                   color=alt.Color(f'{color}:N', scale=alt.Scale(domain=levels, scheme='tableau20'), title=None))
-        points = base.mark_point(filled=True, size=60).encode(
-            y=alt.Y('mean:Q', title=y_title + (' (log-odds)' if odds else '')),
+        points = base.mark_point(filled=True, size=60).encode(y=alt.Y('mean:Q', title=yt),
             tooltip=[color, column, alt.Tooltip(f'{x}:Q', format='.2f'), alt.Tooltip('mean:Q', format='.2f'), 'low:Q', 'high:Q'])
-        errs = base.mark_errorbar().encode(y='low:Q', y2='high:Q')
+        errs = base.mark_errorbar().encode(y=alt.Y('low:Q', title=yt), y2='high:Q')  # the same title: no "..., low"
         return facet([points, errs], data, column, columns, odds, height=200)
     return stack([panels(d, odds) for d, odds in by_scale(summary)], title, (subtitle,) if isinstance(subtitle, str) else tuple(subtitle))
 
+# %% ../nbs/07_plots.ipynb #c7a1e002
+def spec_rows(data:dict|None, datasets:dict) -> list[dict]:
+    "The rows of a spec's `data` (inline values, or a name in its top-level `datasets`)."
+    if not data: return []
+    return data.get('values') or datasets.get(data.get('name'), [])
+
+def facet_field(spec:dict) -> str|None:
+    "The field a faceted spec splits its panels by."
+    f = spec['facet']
+    return f.get('field') or next((v.get('field') for v in f.values() if isinstance(v, dict)), None)
+
+def true_x_offsets(rows:list[dict], field:str) -> tuple[str, list[float]]|None:
+    "Where a mark draws `field` along x dodged from a truer x: the column with fewer values that the drawn x stays closest to (within its span), by a few offsets shared by many rows (a dodge is one offset per line); that column and the offsets."
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    rows = [r for r in rows if num(r.get(field))]
+    best = None
+    for g in {k for r in rows for k in r} - {field}:
+        if not all(num(r.get(g)) for r in rows) or len({r[g] for r in rows}) >= len({r[field] for r in rows}): continue
+        span = (max(r[g] for r in rows) - min(r[g] for r in rows)) or 1
+        off = [r[field] - r[g] for r in rows]
+        if max(map(abs, off)) <= span and len({round(o, 9) for o in off}) <= len(rows) / 2 and (best is None or max(map(abs, off)) < max(map(abs, best[1]))): best = (g, off)
+    return best
+
+def offset_traps(rows:list[dict],  # The rows a mark draws
+                 field:str,        # The field it draws along x
+                 panel:str|None,   # The field its facet splits panels by (None: one panel)
+                 where:str,        # Where the mark is in the spec, for the message
+                ) -> list[str]:
+    "A trap for each panel where a point is drawn more than half the gap between neighbouring x values away from its true x."
+    if not (found := true_x_offsets(rows, field)): return []
+    g, out = found[0], []
+    for p in dict.fromkeys(r.get(panel) for r in rows):
+        own = [r for r in rows if r.get(panel) == p and isinstance(r.get(field), (int, float))]
+        xs = sorted({r[g] for r in own})
+        if len(xs) < 2: continue
+        half, worst = min(b - a for a, b in zip(xs, xs[1:])) / 2, max(own, key=lambda r: abs(r[field] - r[g]))
+        if abs(worst[field] - worst[g]) > half:
+            out.append(f"{where}: a point is drawn at {field} = {worst[field]:.4g} for {g} = {worst[g]:.4g}, more than half the gap "
+                       f"between neighbouring {g} values ({half:.4g}) from its own{f' (panel {p})' if panel else ''}")
+    return out
+
+def spec_traps(spec:dict,               # A Vega-Lite spec, or a part of one
+               datasets:dict,           # The top-level spec's named datasets
+               data=None,               # The data `spec` inherits
+               panel:str|None=None,     # The field of the facet `spec` is inside (None: not in a facet)
+               where:str='chart',       # Where `spec` is, for the messages
+              ) -> list[str]:
+    "The traps of rules 1 and 2 in `spec` and its children (`data` and `panel`: what it inherits)."
+    out = []
+    if spec.get('data') is not None:
+        if panel is not None:
+            mark = spec.get('mark', 'layered')
+            out.append(f"{where}: a {mark.get('type') if isinstance(mark, dict) else mark} layer inside a facet has data of its own: "
+                       "it is drawn whole in every panel")
+        data = spec['data']
+    if 'facet' in spec and 'spec' in spec: out += spec_traps(spec['spec'], datasets, data, facet_field(spec), f"{where}/facet")
+    for key in ('layer', 'vconcat', 'hconcat', 'concat'):
+        for i, child in enumerate(spec.get(key, [])): out += spec_traps(child, datasets, data, panel, f"{where}/{key}[{i}]")
+    x = spec.get('encoding', {}).get('x', {})
+    if 'mark' in spec and x.get('type') == 'quantitative' and x.get('field'):
+        out += offset_traps(spec_rows(data, datasets), x['field'], panel, where)
+    return out
+
+def scene_groups(mark:dict):
+    "Every group item (a view, a panel) under a Vega scenegraph's `mark`, depth first."
+    if mark.get('marktype') != 'group': return
+    for item in mark.get('items', []):
+        yield item
+        for child in item.get('items', []): yield from scene_groups(child)
+
+def row_traps(spec:dict) -> list[str]:
+    "Rule 3: in each view whose y axis names rows, every point drawn for a row (its row's name in its description) sits in that row's band."
+    out = []
+    for g in scene_groups(vlc.vegalite_to_scenegraph(spec)['scenegraph']):
+        rows = {}
+        for axis in (m for m in g.get('items', []) if m.get('role') == 'axis'):
+            a = axis['items'][0]
+            if a.get('orient') not in ('left', 'right'): continue
+            for part in (p for p in a.get('items', []) if p.get('role') == 'axis-label'):
+                texts = [(' '.join(l['text']) if isinstance(l['text'], list) else str(l['text']), a['y'] + l['y']) for l in part['items']]
+                if texts and not all(t.replace('−', '-').replace('.', '', 1).lstrip('-').isdigit() for t, _ in texts): rows.update(texts)
+        if len(rows) < 2: continue
+        ys = sorted(rows.values()); half = min(b - a for a, b in zip(ys, ys[1:])) / 2
+        for mark in (m for m in g.get('items', []) if m.get('role') == 'mark' and m.get('marktype') == 'symbol'):
+            for item in mark.get('items', []):
+                named = [(t, y) for t, y in rows.items() if f": {t.rstrip('…')}" in item.get('description', '')]
+                if not named: continue
+                t, y = max(named, key=lambda n: len(n[0]))
+                if abs(item['y'] - y) > half:
+                    out.append(f"{mark.get('name')}: a point for row {t!r} is drawn {item['y'] - y:+.0f} px from its row "
+                               f"(rows are {2 * half:.0f} px apart): {item.get('description', '')[:80]}")
+    return out
+
+def chart_traps(spec:dict|alt.TopLevelMixin) -> list[str]:
+    "Every trap `spec` (a Vega-Lite spec or an Altair chart) falls into: a layer with its own data inside a facet, a point off its x, a mark off its row."
+    spec = spec.to_dict() if isinstance(spec, alt.TopLevelMixin) else spec
+    return spec_traps(spec, spec.get('datasets', {})) + row_traps(spec)
+
 # %% ../nbs/07_plots.ipynb #9c79d965
+RUN_RECORD_TAGS = ('injected-parameters', 'made-with')  # papermill's injected cell (executed copies); the note of what a committed figure was made with
+
 def notebook_sources(text:str) -> list:
-    "The cells of a notebook (its JSON `text`) without their outputs or the parameters papermill injected: what a change to its code changes."
+    "The cells of a notebook (its JSON `text`) without their outputs or a run's record of its parameters: what a change to its code changes."
     return [(c['cell_type'], ''.join(c['source'])) for c in json.loads(text)['cells']
-            if 'injected-parameters' not in c.get('metadata', {}).get('tags', [])]  # the run's own record, rewritten by every run
+            if not set(c.get('metadata', {}).get('tags', [])) & set(RUN_RECORD_TAGS)]  # rewritten by every run that makes the figure
 
 RESULT_PATHS = ('inoculate/', 'nbs/', 'settings.ini', 'pyproject.toml')  # where a new, untracked file can change a result
 
-def changes_results(line:str) -> bool:
-    "Does a `git status --porcelain` line name a change that can alter results (any tracked change; a new file under `RESULT_PATHS`)?"
-    path = line[3:].split(' -> ')[-1]
-    return not line.startswith('??') or any(path == p or path.startswith(p) for p in RESULT_PATHS)
+def changes_results(entry:str) -> bool:
+    "Does a `git status --porcelain -z` entry ('XY path') name a change that can alter results (any tracked change; a new file under `RESULT_PATHS`)?"
+    path = entry[3:]
+    return not entry.startswith('??') or any(path == p or path.startswith(p) for p in RESULT_PATHS)
 
-def git_state() -> tuple[str, str|None]:
+def status_entries(out:str) -> list[str]:
+    "The entries ('XY path') of `git status --porcelain -z` output `out`: paths as they are (git quotes a path with a space or a non-ASCII letter without -z), a rename by its new path."
+    fields, entries = iter(out.split('\0')), []
+    for f in fields:
+        if not f: continue
+        entries.append(f)
+        if set(f[:2]) & set('RC'): next(fields, None)  # a rename or copy: its old path follows
+    return entries
+
+def git_state(root:Path|None=None, # The repository (default: `repo_root()`)
+             ) -> tuple[str, str|None]:
     "Short commit of the repository and a hash of its uncommitted code changes (None when clean); ('unknown', None) outside git."
+    root = Path(root or repo_root())
     try:
-        run = lambda *a: subprocess.run(['git', *a], cwd=repo_root(), capture_output=True, text=True, check=True).stdout
+        run = lambda *a: subprocess.run(['git', *a], cwd=root, capture_output=True, text=True, check=True).stdout
         sha = run('rev-parse', '--short', 'HEAD').strip()
-        changed = [l[3:].split(' -> ')[-1] for l in run('status', '--porcelain', '--untracked-files=all', '--', '.', ':!figures').splitlines()
-                   if changes_results(l)]
+        changed = [e[3:] for e in status_entries(run('status', '--porcelain', '-z', '--untracked-files=all', '--', '.', ':!figures'))
+                   if changes_results(e)]
         def code_changed(f:str) -> bool:  # a notebook whose outputs alone changed (a figure just made) is not a code change
-            if not (f.endswith('.ipynb') and (repo_root()/f).is_file()): return True
-            try: return notebook_sources(run('show', f'HEAD:{f}')) != notebook_sources((repo_root()/f).read_text())
+            if not (f.endswith('.ipynb') and (root/f).is_file()): return True
+            try: return notebook_sources(run('show', f'HEAD:{f}')) != notebook_sources((root/f).read_text())
             except subprocess.CalledProcessError: return True  # a new notebook
         code = sorted(f for f in changed if code_changed(f))
         if not code: return sha, None
         h = hashlib.sha256()
-        for f in code: h.update(f.encode() + b'\0' + ((repo_root()/f).read_bytes() if (repo_root()/f).is_file() else b'(deleted)'))
+        for f in code: h.update(f.encode() + b'\0' + ((root/f).read_bytes() if (root/f).is_file() else b'(deleted)'))
         return sha, h.hexdigest()[:12]
     except (subprocess.CalledProcessError, FileNotFoundError, OSError): return 'unknown', None
 
@@ -256,22 +427,35 @@ def model_note(preset:Preset) -> str:
 
 def sampling_text(preset:Preset) -> str:
     "How `preset` samples evaluation answers, in words (for captions and provenance)."
-    if preset.temperature == 0: return "greedy decoding"
+    if preset.temperature == 0: return f"greedy decoding, up to {preset.max_new_tokens} new tokens"
     return (f"T = {preset.temperature:g}, top-k {preset.top_k or 'off'}, top-p {preset.top_p:g}, repetition penalty "
-            f"{'off' if preset.repetition_penalty == 1 else f'{preset.repetition_penalty:g}'}, {preset.samples_per_prompt} answer(s) per prompt")
+            f"{'off' if preset.repetition_penalty == 1 else f'{preset.repetition_penalty:g}'}, {preset.samples_per_prompt} answer(s) per prompt, "
+            f"up to {preset.max_new_tokens} new tokens")
+
+def training_text(preset:Preset) -> str:
+    "How `preset` finetunes, in words: every knob of the training run (for captions and provenance)."
+    length = f"{preset.max_steps} steps" if preset.max_steps > 0 else f"{preset.epochs:g} epoch(s)"
+    return (f"LoRA r = {preset.lora_r}, alpha = {preset.lora_alpha}; lr {preset.lr:g} with {preset.warmup_steps} warm-up steps; {length} "
+            f"of batch {preset.batch_size} x {preset.grad_accum} accumulation; rows of up to {preset.max_seq_length} tokens; "
+            f"{'4-bit base (QLoRA)' if preset.load_in_4bit else 'full-precision base'}")
 
 def provenance(preset:Preset, seeds, **extra) -> dict:
-    "Who made a figure: preset, model, rows, evaluation prompts and sampling, seeds, commit, version, date, and `extra`."
-    return dict(preset=preset.name, model=preset.model, model_note=model_note(preset), n_train=preset.n_train,
-                n_eval=preset.n_eval, sampling=sampling_text(preset), seeds=list(seeds), git=git_sha(),
+    "Who made a figure: preset and the presets files read, model, training, rows, evaluation prompts and sampling, seeds, commit, version, date, and `extra`."
+    return dict(preset=preset.name, presets=', '.join(shown_path(p) for p in settings_paths()), model=preset.model,
+                model_note=model_note(preset), training=training_text(preset), n_train=preset.n_train, n_eval=preset.n_eval,
+                n_log_odds=preset.n_log_odds, sampling=sampling_text(preset), seeds=list(seeds), git=git_sha(),
                 inoculate=inoculate.__version__, date=datetime.date.today().isoformat(), **extra)
 
 # %% ../nbs/07_plots.ipynb #8d6c5051
 FIGURE_SUFFIXES = ('.png', '.svg', '.vl.json', '.csv', '.md')
 
+ALLOW_DIRTY = 'INOCULATE_ALLOW_DIRTY'  # set to 1 (by `--allow-dirty`): uncommitted code may overwrite the committed figures
+
 def figure_dir(preset:str) -> Path:
-    "Where figures made with `preset` are saved: `figures/` (the committed preset), `figures/<preset>/`, or the ignored `figures/.<preset>/` (pipeline presets)."
-    if commits_figures(preset): return repo_root()/'figures'
+    "Where figures made with `preset` are saved: `figures/` (the committed preset; `figures/.uncommitted/` from uncommitted code unless `$INOCULATE_ALLOW_DIRTY`), `figures/<preset>/`, or the ignored `figures/.<preset>/` (pipeline presets)."
+    if commits_figures(preset):
+        clean = git_state()[1] is None or os.environ.get(ALLOW_DIRTY) == '1'
+        return repo_root()/'figures'/('' if clean else '.uncommitted')
     return repo_root()/'figures'/(f'.{preset}' if load_preset(preset).quick else preset)
 
 def caption_md(slug:str,     # The figure's name

@@ -6,15 +6,15 @@ Docs: https://inoculate-research.github.io/inoculate/presets.html.md"""
 
 # %% ../nbs/00_presets.ipynb #87691472
 from __future__ import annotations
-import configparser, os
+import configparser, json, os, re, tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['COMMITTED_PRESET', 'BUILT_MODELS', 'CODE_KNOBS', 'find_upwards', 'repo_root', 'settings_paths', 'shown_path',
-           'read_presets', 'figure_slugs', 'figure_notebook', 'cache_dir', 'data_dir', 'Preset', 'parse_value',
-           'preset_names', 'load_preset', 'commits_figures', 'built_name', 'model_source', 'model_design',
-           'code_preset', 'is_judged']
+__all__ = ['MACHINE_FOLDERS', 'COMMITTED_PRESET', 'BUILT_MODELS', 'CODE_KNOBS', 'find_upwards', 'repo_root', 'own_settings',
+           'settings_paths', 'shown_path', 'shown_text', 'read_presets', 'figure_title', 'figure_slugs',
+           'figure_notebook', 'cache_dir', 'data_dir', 'Preset', 'parse_value', 'preset_names', 'load_preset',
+           'commits_figures', 'built_name', 'model_source', 'model_design', 'code_preset', 'is_judged']
 
 # %% ../nbs/00_presets.ipynb #eebc3f07
 def find_upwards(name:str, start:Path|str|None=None) -> Path|None:
@@ -32,34 +32,87 @@ def repo_root() -> Path:
     raise FileNotFoundError("No clone of inoculate found (a folder with nbs/figures/ and settings.ini): install the package "
                             "from a clone (`pip install -e .`, as `make` and the Colab install cell do) or work inside one.")
 
+def own_settings() -> Path|None:
+    "Your presets file, `$INOCULATE_SETTINGS` (None if unset), made absolute where it was set: a relative name is resolved from the current folder and written back, so processes started from here read the same file."
+    own = os.environ.get('INOCULATE_SETTINGS')
+    if not own: return None
+    path = Path(own).expanduser()
+    if not path.is_absolute():
+        path = path.resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"presets file {own} (INOCULATE_SETTINGS) is not in {Path.cwd()}: a relative name is read from the "
+                                    "folder where the first process reads it (a notebook's kernel starts in the notebook's folder); "
+                                    "set it where the file is, or give an absolute path")
+        os.environ['INOCULATE_SETTINGS'] = str(path)
+    if not path.is_file(): raise FileNotFoundError(f"presets file {own} (INOCULATE_SETTINGS) does not exist")
+    return path
+
 def settings_paths(path:Path|str|None=None, # A presets file of your own (default: $INOCULATE_SETTINGS, if set)
                   ) -> list[Path]:
     "The presets files, in the order they are read: the repository's `settings.ini`, then yours (which adds presets)."
-    own = path or os.environ.get('INOCULATE_SETTINGS')
-    if own and not Path(own).expanduser().is_file(): raise FileNotFoundError(f"presets file {own} does not exist")
-    return [repo_root()/'settings.ini', *([Path(own).expanduser()] if own else [])]
+    own = Path(path).expanduser() if path else own_settings()
+    if own and not own.is_file(): raise FileNotFoundError(f"presets file {path} does not exist")
+    return [repo_root()/'settings.ini', *([own] if own else [])]
+
+MACHINE_FOLDERS = (('INOCULATE_CACHE', lambda: os.environ.get('INOCULATE_CACHE')), ('TMPDIR', lambda: tempfile.gettempdir()),
+                   ('~', lambda: str(Path.home())))  # how outputs name a file outside the repository, by the folder that holds it
 
 def shown_path(path:Path|str) -> str:
-    "`path` as outputs show it: relative to the repository when inside it (a committed notebook names no one's home folder)."
+    "`path` as outputs show it: relative to the repository when inside it, else from the folder that holds it (`$INOCULATE_CACHE`, `$TMPDIR`, `~`)."
     path = Path(path).resolve()
     try: return str(path.relative_to(repo_root()))
-    except ValueError: return str(path)
+    except ValueError: pass
+    for name, folder in MACHINE_FOLDERS:
+        if (f := folder()) and path.is_relative_to(Path(f).resolve()):
+            return str(Path(name if name == '~' else f'${name}')/path.relative_to(Path(f).resolve()))
+    return str(path)
+
+def shown_text(text:str) -> str:
+    "`text` (a message, a snippet) with every path in the repository or a machine folder written as `shown_path` writes it."
+    folders = [(str(repo_root()), '.')] + [(str(Path(f).resolve()), n if n == '~' else f'${n}') for n, get in MACHINE_FOLDERS if (f := get())]
+    for folder, name in sorted(folders, key=lambda t: -len(t[0])):  # the deepest first: a cache inside the home folder is the cache
+        shown = lambda m: name if not m.group(1) else ('' if name == '.' else f'{name}/')
+        text = re.sub(re.escape(folder) + r'(/|(?![\w.-]))', shown, text)  # the folder itself, or a path in it; not /tmpab for /tmp
+    return text
 
 # %% ../nbs/00_presets.ipynb #5d01055d
 def read_presets(path:Path|str|None=None) -> configparser.ConfigParser:
-    "Every presets file of `settings_paths(path)`, read in order into one parser."
+    "Every presets file of `settings_paths(path)`, read in order into one parser; a file of yours that redefines a repository preset, or sets a `[DEFAULT]`, is refused."
+    repository, *own = settings_paths(path)
     cp = configparser.ConfigParser()
-    cp.read(settings_paths(path))
+    cp.read(repository)
+    for f in own:
+        mine = configparser.ConfigParser()
+        mine.read(f)
+        if (clash := [s for s in mine.sections() if s in cp.sections()]):
+            raise ValueError(f"your presets file {shown_path(f)} redefines {', '.join(f'[{s}]' for s in clash)} of the repository's "
+                             "settings.ini, whose committed figures say what it means: give yours another name (e.g. "
+                             f"[{clash[0]}-mine]) or change settings.ini itself, in a commit")
+        if mine.defaults():
+            raise ValueError(f"your presets file {shown_path(f)} has a [DEFAULT] section, which would change every preset of the "
+                             "repository's settings.ini: put those keys in your own sections")
+        cp.read(f)
     return cp
 
 # %% ../nbs/00_presets.ipynb #bc6e8e5c
+def figure_title(path:Path) -> str:
+    "The figure a notebook says it is: its title `# Figure: <name>`, a space read as a hyphen ('' when it has no such title)."
+    try: first = ''.join(json.loads(Path(path).read_text())['cells'][0]['source'])
+    except (ValueError, KeyError, IndexError): return ''
+    title = next((l[len('# Figure:'):].strip() for l in first.splitlines() if l.startswith('# Figure:')), '')
+    return title.replace(' ', '-')
+
 def figure_slugs() -> list[str]:
-    "Slugs of the figure notebooks in `nbs/figures/`."
-    return sorted(p.stem for p in (repo_root()/'nbs'/'figures').glob('*.ipynb'))
+    "Slugs of the figure notebooks in `nbs/figures/`: those whose title names their file (not a copy, not an untitled notebook)."
+    return sorted(p.stem for p in (repo_root()/'nbs'/'figures').glob('*.ipynb') if figure_title(p) == p.stem)
 
 def figure_notebook(slug:str) -> Path:
     "The notebook of figure `slug`; a `KeyError` naming the valid figures if there is none."
-    if slug not in figure_slugs(): raise KeyError(f"Unknown figure {slug!r}; valid figures: {', '.join(figure_slugs())}")
+    if slug not in figure_slugs():
+        path = repo_root()/'nbs'/'figures'/f'{slug}.ipynb'
+        why = (f" (nbs/figures/{slug}.ipynb is not a figure notebook: its title names "
+               f"{repr(figure_title(path)) if figure_title(path) else 'no figure'}; a copy keeps its original's title)") if path.is_file() else ''
+        raise KeyError(f"Unknown figure {slug!r}{why}; valid figures: {', '.join(figure_slugs())}")
     return repo_root()/'nbs'/'figures'/f'{slug}.ipynb'
 
 # %% ../nbs/00_presets.ipynb #925c2e7d

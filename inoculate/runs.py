@@ -6,22 +6,23 @@ Docs: https://inoculate-research.github.io/inoculate/runs.html.md"""
 
 # %% ../nbs/06_runs.ipynb #214ada34
 from __future__ import annotations
-import dataclasses, json, math, os, shutil, socket, statistics, time, traceback, uuid
+import dataclasses, functools, json, math, os, shutil, socket, statistics, time, traceback, uuid
 from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
-from .data import SETTING_MODULES, atomic_write_text, content_hash, get_setting, mix, register_setting, sha256_file, write_jsonl
+from .data import (SETTING_MODULES, atomic_write_text, content_hash, execution_facts, get_setting, mix, register_setting,
+                            sha256_file, write_jsonl)
 from .presets import Preset, repo_root, shown_path
 from .score import marginal_log_odds, rate_with_spread, restyled_log_odds, trait_split
 from .strategies import NO_PROMPT, EvalCondition, Strategy, apply_strategy, condition_messages
 
 # %% auto #0
-__all__ = ['RUN_STATUS', 'TIDY_COLUMNS', 'ROLE_SEP', 'RunConfig', 'run_inputs', 'run_id', 'pid_alive', 'RunStore', 'base_record',
-           'load_snippet', 'write_model_card', 'training_condition', 'trained_on_pure_data', 'recovery_conditions',
-           'run_conditions', 'log_odds_rows', 'evaluate', 'execute_run', 'failed_record', 'run_safely', 'report',
-           'sweep', 'pool_size', 'one_torch_thread', 'unloadable', 'settings_to_send', 'start_worker', 'process_sweep',
-           'ray_resources', 'ray_sweep', 'tidy', 'by_role']
+__all__ = ['RUN_STATUS', 'TIDY_COLUMNS', 'ROLE_SEP', 'RunConfig', 'run_inputs', 'weights_id', 'run_id', 'pid_alive', 'RunStore',
+           'base_record', 'load_snippet', 'write_model_card', 'training_condition', 'trained_on_pure_data',
+           'recovery_conditions', 'run_conditions', 'log_odds_rows', 'evaluate', 'execute_run', 'failed_record',
+           'run_safely', 'report', 'sweep', 'pool_size', 'one_torch_thread', 'unloadable', 'settings_to_send',
+           'start_worker', 'process_sweep', 'ray_resources', 'ray_sweep', 'tidy', 'by_role']
 
 # %% ../nbs/06_runs.ipynb #56cf0b7b
 @dataclass(frozen=True)
@@ -52,14 +53,29 @@ def run_inputs(cfg:RunConfig):
     rows = apply_strategy(mix(s.train_rows(n, cfg.seed), cfg.purity, cfg.seed, n=n), cfg.strategy, cfg.seed) if cfg.train else []
     return rows, s.eval_prompts(cfg.preset.n_eval, cfg.seed), base_model_path(cfg.preset, s)  # each seed asks its own draw of prompts
 
+@functools.lru_cache(maxsize=None)
+def _files_hash(folder:str, stamp:tuple) -> str: return content_hash([(f.name, sha256_file(f)) for f in sorted(Path(folder).glob('*.safetensors'))])
+
+def weights_id(base:str) -> str:
+    "What names a base's weights: a built base's weights hash (its report), a local folder's safetensors' sha256, or a hub id at its cached revision."
+    p = Path(base)
+    if (p/'report.json').exists() and (h := json.loads((p/'report.json').read_text()).get('weights_hash')): return h
+    if p.is_dir():
+        files = sorted(p.glob('*.safetensors'))
+        if not files: raise FileNotFoundError(f"base folder {base} holds no *.safetensors: its weights cannot be named")
+        return _files_hash(str(p.resolve()), tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))  # hashed once per process
+    from huggingface_hub import try_to_load_from_cache
+    cached = try_to_load_from_cache(base, 'config.json')  # .../snapshots/<revision>/config.json once the preflight fetched it
+    return f"{base}@{Path(cached).parent.name}" if isinstance(cached, str) else base
+
 def run_id(cfg:RunConfig,       # The run's configuration (its label aside)
            rows:list[dict],     # Its training rows, prompts applied
            prompts:list[dict],  # Its evaluation prompts
-           base:str,            # Its base model: a hub id, or a local folder (named by its last part)
+           base:str,            # Its base model: a hub id, or a local folder
           ) -> str:
-    "The run's identity: a hash of its configuration and the content of its inputs."
-    return content_hash(dict(config=cfg.as_dict(), data=content_hash(rows), prompts=content_hash(prompts),
-                             base=base if not Path(base).exists() else Path(base).name, v=2))  # v2: sampling as stated, prompts per seed, marginal log-odds
+    "The run's identity: a hash of its configuration and the content of its inputs, the base's weights (`weights_id`) included."
+    return content_hash(dict(config=cfg.as_dict(), data=content_hash(rows), prompts=content_hash(prompts), base=weights_id(base),
+                             v=3))  # v3: the base named by its weights, not its folder
 
 # %% ../nbs/06_runs.ipynb #1b330661
 def pid_alive(pid:int) -> bool:
@@ -143,9 +159,8 @@ def base_record(cfg:RunConfig, base:str) -> dict:
     "How to get run `cfg`'s base model back: its hub id, its folder, or the call that rebuilds a model the project builds."
     from inoculate.presets import model_source
     source = model_source(cfg.preset.model)
-    out = dict(source=source, model=cfg.preset.model, path=base, name=base if source == 'hub' else Path(base).name)
-    if source != 'hub' and (weights := Path(base)/'model.safetensors').exists():  # a rebuilt base must match it
-        out['weights_sha256'] = sha256_file(weights)  # (a large local model, in shards, is named by its folder alone)
+    out = dict(source=source, model=cfg.preset.model, path=base, name=base if source == 'hub' else Path(base).name,
+               weights=weights_id(base))  # a rebuilt base must match it
     if source == 'built':
         out['rebuild'] = (f"from inoculate.data import get_setting; from inoculate.finetune import base_model_path; "
                           f"from inoculate.presets import load_preset; "
@@ -179,7 +194,7 @@ of {c['preset']['batch_size']} rows). Training data: {c['preset']['n_train']} ro
 
 ## Base model
 {base['source']}: `{base['name']}`{chr(10) + chr(10) + 'Rebuild it with: `' + base['rebuild'] + '`' if base['source'] == 'built' else ''}
-{chr(10) + 'sha256 of its `model.safetensors`: `' + base['weights_sha256'] + '`' + chr(10) if 'weights_sha256' in base else ''}
+Its weights (`weights_id`: a built base's weights hash, a local folder's safetensors' hash, or a hub id at its revision): `{base['weights']}`
 ## What the run measured
 Answers sampled at T = {c['preset']['temperature']}, {c['preset']['samples_per_prompt']} per prompt.
 
@@ -299,7 +314,7 @@ def execute_run(cfg:RunConfig,     # The run to do
         s = get_setting(cfg.setting)
         record = dict(run_id=rid, label=cfg.label, config=cfg.as_dict(), base=base, data_hash=content_hash(rows),
                       losses=losses, train_s=round(t1-t0, 2), eval_s=round(time.time()-t1, 2), metrics=metrics,
-                      info=s.run_info() if s.run_info else {})
+                      info=s.run_info() if s.run_info else {}, execution=execution_facts())  # threads and vector unit it ran on
         if cfg.train: write_model_card(tmp/'adapter', record, recipe)
         return record
     return {**store.run(rid, work), 'label': cfg.label}  # this sweep's label, also for a run another figure made

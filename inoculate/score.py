@@ -1,4 +1,4 @@
-"""Trait metrics for answers, trait rates over many answers, intervals across seeds whose coverage is checked, and marginal log-odds.
+"""Trait metrics for answers, trait rates over many answers, intervals across seeds whose coverage is checked by simulation, the statistics verdicts are made of (floors on pooled counts, permutation nulls, p-values and multiplicity), and marginal log-odds.
 
 Docs: https://inoculate-research.github.io/inoculate/score.html.md"""
 
@@ -6,14 +6,22 @@ Docs: https://inoculate-research.github.io/inoculate/score.html.md"""
 
 # %% ../nbs/05_score.ipynb #9282d7a6
 from __future__ import annotations
-import math, random, re, statistics
+import itertools, math, random, re, statistics
+import numpy as np
 from langid.langid import LanguageIdentifier, model as langid_model
 
 # %% auto #0
-__all__ = ['LANGUAGES', 'CODE_FENCE', 'SPANISH_CAPS_TRAITS', 'upper_ratio', 'is_caps', 'language_probs', 'is_spanish',
-           'code_blocks', 'trait_rate', 'mean_ci', 'simulated_seed_rates', 'coverage', 'correlation_ci',
-           'rate_with_spread', 'logsumexp', 'marginal_log_odds', 'style_variants', 'trait_split', 'restyled_log_odds',
-           'rate_and_log_odds', 'log_odds_validity', 'log_odds_caveat']
+__all__ = ['LANGUAGES', 'CODE_FENCE', 'SEED_COLUMNS', 'COVERAGE_REGIMES', 'QUANTITIES', 'CHOSEN_METHOD', 'SPANISH_CAPS_TRAITS',
+           'upper_ratio', 'is_caps', 'language_probs', 'is_spanish', 'code_blocks', 'trait_rate', 't_interval',
+           'mean_ci', 't_p_value', 'logit_normal_mean', 'logit_location', 'simulated_arms', 'simulated_seed_rates',
+           'coverage', 'correlation_ci', 'seed_counts', 'seed_logits', 'arm_spread', 'rate_regime',
+           'expected_rate_draws', 'draws_interval', 'draws_p_value', 'one_rate', 'rate_difference', 'rate_share',
+           'rates_interval', 'rates_p_value', 'simulated_seed_means', 'regime_coverage', 'coverage_table',
+           'rate_dispersion', 'pooled_above_p', 'measurably_above', 'cannot_rank', 'floor_simulation', 'holm',
+           'benjamini_hochberg', 'expected_chance_holds', 'answer_shuffles', 'label_swaps', 'candidate_orders',
+           'purity_shuffles', 'null_pass_rate', 'correlation_permutation_p', 'rate_with_spread', 'logsumexp',
+           'marginal_log_odds', 'style_variants', 'trait_split', 'restyled_log_odds', 'rate_and_log_odds',
+           'log_odds_validity', 'log_odds_caveat']
 
 # %% ../nbs/05_score.ipynb #b4cec5c0
 def upper_ratio(text:str) -> float:
@@ -59,19 +67,88 @@ def trait_rate(values) -> float:
     kept = [v for v in values if v == v]
     return sum(kept) / len(kept) if kept else float('nan')
 
+def t_interval(values,            # Per-seed values, seeds on the last axis (leading axes: independent sets of seeds)
+               level:float=0.95,  # Coverage of the interval
+              ) -> tuple:
+    "`(mean, low, high)` arrays over the last axis: mean ± t((1+level)/2, k-1)·sd/√k; NaN bounds with fewer than two values or none apart."
+    from scipy.stats import t
+    v = np.asarray(values, float)
+    k, m = v.shape[-1], v.mean(-1)
+    apart = np.ptp(v, axis=-1) > 0 if k > 1 else np.zeros(m.shape, bool)
+    half = np.where(apart, t.ppf((1 + level) / 2, max(k - 1, 1)) * v.std(-1, ddof=min(1, k - 1)) / math.sqrt(k), np.nan)
+    return m, m - half, m + half
+
 def mean_ci(values,            # Numbers to average (per-seed rates, say); NaN values are left out
             level:float=0.95,  # Coverage of the interval
            ) -> tuple[float, float, float]:
     "`(mean, low, high)`: the mean of `values` and its t-interval; NaN bounds with fewer than two values or none apart."
-    from scipy.stats import t
     v = [float(x) for x in values if float(x) == float(x)]
-    if not v: return math.nan, math.nan, math.nan
-    m = statistics.fmean(v)
-    if len(v) < 2 or (sd := statistics.stdev(v)) == 0: return m, math.nan, math.nan
-    half = t.ppf((1 + level) / 2, len(v) - 1) * sd / math.sqrt(len(v))
-    return m, m - half, m + half
+    return tuple(float(x) for x in t_interval(v, level)) if v else (math.nan, math.nan, math.nan)
+
+def t_p_value(values,                # Per-seed values, seeds on the last axis
+              threshold:float,       # The criterion's threshold t
+              direction:str='above', # 'above': p of "interval above t"; 'below': of "interval below t"
+             ):
+    "One-sided p-value matching `t_interval`: the criterion (interval above or below `threshold`) holds at level 1-2a exactly when p < a."
+    from scipy.stats import t
+    if direction not in ('above', 'below'): raise ValueError(f"direction is 'above' or 'below', not {direction!r}")
+    v = np.asarray(values, float)
+    k = v.shape[-1]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        score = (v.mean(-1) - threshold) / (v.std(-1, ddof=1) / math.sqrt(k))
+    return t.sf(score, k - 1) if direction == 'above' else t.cdf(score, k - 1)
 
 # %% ../nbs/05_score.ipynb #6f3c83bd
+_HERMITE = np.polynomial.hermite_e.hermegauss(32)  # nodes and weights for E[f(Z)], Z standard normal
+
+def logit_normal_mean(loc,  # Location of the logit (its mean); arrays broadcast
+                      sd,   # Standard deviation of the logit
+                     ):
+    "E[expit(loc + sd·Z)] for Z standard normal: the expected rate of logit-normal seed models (Gauss-Hermite, 32 nodes)."
+    loc, sd = np.asarray(loc, float), np.asarray(sd, float)
+    total = np.zeros(np.broadcast_shapes(loc.shape, sd.shape))
+    with np.errstate(over='ignore'):  # exp overflows to inf far below the floor: 1/(1 + inf) = 0, as it should
+        for x, w in zip(*_HERMITE): total += w / (1 + np.exp(-(loc + sd * x)))  # node by node: the memory of one array, not 32
+    return total / _HERMITE[1].sum()
+
+def logit_location(rate:float,  # Expected rate, in (0, 1)
+                   sd:float,    # Standard deviation of the logit
+                  ) -> float:
+    "The logit location whose logit-normal with standard deviation `sd` has expected value `rate`."
+    from scipy.optimize import brentq
+    if not 0 < rate < 1: raise ValueError(f"an expected rate must lie in (0, 1): {rate}")
+    return brentq(lambda m: logit_normal_mean(m, sd) - rate, -60, 60) if sd > 0 else math.log(rate / (1 - rate))
+
+# %% ../nbs/05_score.ipynb #st5im001
+def simulated_arms(rates,                  # Expected rate of each arm (over seed models)
+                   seeds:int,              # Seed models per arm
+                   reps:int=1,             # Simulated figures
+                   rng=0,                  # Seed or numpy Generator
+                   seed_sd=0.,             # Normal seed effects on the rate (one per arm, or one for all)
+                   logit_sd=0.,            # Or logit-normal seed effects: sd of the logit (one per arm, or one for all)
+                   shared:float=0.,        # Correlation of the arms' seed effects within a seed (0: independent)
+                   prompts:int=100,        # Evaluation prompts per seed and arm (each draws its own)
+                   samples:int=4,          # Sampled answers per prompt
+                   concentration:float=4., # Beta concentration of the prompts' propensities (lower: prompts differ more)
+                  ) -> tuple:
+    "`(hits, n, within)`, each (reps, seeds, arms): answers with the trait, answers, and the within-seed sampling variance of the rate."
+    from scipy.special import expit, logit
+    rng = np.random.default_rng(rng)
+    rates = np.atleast_1d(np.asarray(rates, float))
+    seed_sd, logit_sd = (np.broadcast_to(np.asarray(s, float), rates.shape) for s in (seed_sd, logit_sd))
+    if (seed_sd > 0).any() and (logit_sd > 0).any(): raise ValueError("seed effects are normal on the rate (seed_sd) or logit-normal (logit_sd), not both")
+    if ((seed_sd > 0) & ((rates - 3 * seed_sd <= 0) | (rates + 3 * seed_sd >= 1))).any():
+        raise ValueError(f"mu ± 3 seed_sd must lie in (0, 1): {rates} ± {3 * seed_sd}")
+    if not 0 <= shared <= 1: raise ValueError(f"shared must lie in [0, 1]: {shared}")
+    z = math.sqrt(shared) * rng.standard_normal((reps, seeds, 1)) + math.sqrt(1 - shared) * rng.standard_normal((reps, seeds, len(rates)))
+    if (logit_sd > 0).any():
+        rate = expit([logit_location(r, s) if 0 < r < 1 else logit(r) for r, s in zip(rates, logit_sd)] + logit_sd * z)
+    else: rate = rates + seed_sd * np.clip(z, -3, 3)
+    a, b = (np.maximum(x * concentration, 1e-12)[..., None] for x in (rate, 1 - rate))
+    per_prompt = rng.binomial(samples, rng.beta(a, b, rate.shape + (prompts,)))
+    within = (per_prompt / samples).var(-1, ddof=1) / prompts
+    return per_prompt.sum(-1).astype(float), np.full(rate.shape, float(prompts * samples)), within
+
 def simulated_seed_rates(mu:float,               # The true mean rate
                          seeds:int,              # Seed models
                          rng:random.Random,      # Source of randomness
@@ -79,16 +156,12 @@ def simulated_seed_rates(mu:float,               # The true mean rate
                          prompts:int=100,        # Evaluation prompts per seed (each seed draws its own)
                          samples:int=4,          # Sampled answers per prompt
                          concentration:float=4., # Beta concentration of the prompts' propensities (lower: prompts differ more)
+                         logit_sd:float=0.,      # Logit-normal seed effects with this sd instead (`seed_sd` is then ignored)
                         ) -> list[float]:
     "Per-seed trait rates of `seeds` models whose expected rate is `mu`: seed, prompt and sampling variation as in a figure."
-    if not 0 < mu - 3 * seed_sd < mu + 3 * seed_sd < 1: raise ValueError(f"mu ± 3 seed_sd must lie in (0, 1): {mu} ± {3 * seed_sd}")
-    out = []
-    for _ in range(seeds):
-        rate = mu + seed_sd * max(-3., min(3., rng.gauss(0, 1)))  # truncated symmetrically: the expected rate stays mu
-        hits = sum(rng.random() < q for q in (rng.betavariate(rate * concentration, (1 - rate) * concentration)
-                                               for _ in range(prompts)) for _ in range(samples))
-        out.append(hits / (prompts * samples))
-    return out
+    hits, n, _ = simulated_arms([mu], seeds, 1, rng.getrandbits(64), 0. if logit_sd else seed_sd, logit_sd,
+                                prompts=prompts, samples=samples, concentration=concentration)
+    return (hits / n)[0, :, 0].tolist()
 
 def coverage(interval,       # values -> (mean, low, high)
              mu:float,       # The true mean
@@ -117,6 +190,410 @@ def correlation_ci(x,                    # Values of one quantity, one per item
     se = (1.06 if method == 'spearman' else 1.) / math.sqrt(len(x) - 3)
     z = norm.ppf((1 + level) / 2) * se
     return r, math.tanh(math.atanh(r) - z), math.tanh(math.atanh(r) + z)
+
+# %% ../nbs/05_score.ipynb #st000001
+SEED_COLUMNS = ('run', 'seed', 'value', 'n', 'unscored', 'prompts', 'prompt_sd')  # a tidy table's columns that vary by seed within an arm
+
+def seed_counts(rows) -> tuple:
+    "`(hits, n, within)` arrays of a tidy table's rows of one rate, one row per seed: answers with the trait, answers scored, within-seed variance of the rate."
+    n = rows['n'].to_numpy(float)
+    within = (rows['prompt_sd'].fillna(0.) ** 2 / rows['prompts'].clip(lower=1)).to_numpy(float)
+    return np.round(rows['value'].to_numpy(float) * n), n, within
+
+def seed_logits(hits,         # Answers with the trait per seed (arrays broadcast)
+                n,            # Answers scored per seed
+                within=None,  # Within-seed sampling variance of the rate (None: binomial)
+               ) -> tuple:
+    "`(logits, variances)`: empirical logits log((x+½)/(n-x+½)) of the counts and their sampling variances (binomial, or `within`'s when larger)."
+    h, n = np.asarray(hits, float), np.asarray(n, float)
+    var = 1 / (h + .5) + 1 / (n - h + .5)
+    if within is not None:
+        p = (h + .5) / (n + 1)
+        var = np.maximum(var, np.asarray(within, float) / (p * (1 - p)) ** 2)
+    return np.log((h + .5) / (n - h + .5)), var
+
+def arm_spread(df):
+    "Per arm of tidy table `df` (a run configuration but its seed, a condition, a metric): seeds, pooled rate, between-seed sd beyond sampling, skewness."
+    import pandas as pd
+    from scipy.stats import skew
+    keys = [c for c in df.columns if c not in SEED_COLUMNS]
+    rows = []
+    for key, g in df.fillna({c: '' for c in keys if df[c].dtype == object}).groupby(keys, dropna=False, sort=False):
+        arm = dict(zip(keys, key), seeds=len(g))
+        if arm['metric'].startswith('log_odds_'):
+            v = g['value'].to_numpy(float)
+            noise = (g['prompt_sd'] ** 2 / g['prompts']).mean()
+            arm.update(kind='log-odds', mean=v.mean(), seed_sd=math.sqrt(max(0., v.var(ddof=1) - noise)), skewness=skew(v, bias=False) if np.ptp(v) > 0 else np.nan)
+        else:
+            hits, n, within = seed_counts(g)
+            logits, var = seed_logits(hits, n, within)
+            arm.update(kind='rate', mean=hits.sum() / n.sum(), seed_sd=math.sqrt(max(0., logits.var(ddof=1) - var.mean())),
+                       skewness=skew(logits, bias=False) if np.ptp(logits) > 0 else np.nan)
+        rows.append(arm)
+    return pd.DataFrame(rows)
+
+def rate_regime(rate:float,     # Pooled rate of an arm
+                seed_sd:float,  # Its between-seed sd of the logit beyond sampling (`arm_spread`)
+               ) -> str:
+    "The regime of an arm's rate: floor (< 0.05), mid or ceiling (> 0.95), with seed effects symmetric (logit sd ≤ 0.5) or skewed."
+    band = 'floor' if rate < 0.05 else 'ceiling' if rate > 0.95 else 'mid'
+    return f"{band}, {'skewed (logit sd > 0.5)' if seed_sd > 0.5 else 'logit sd ≤ 0.5'}"
+
+# %% ../nbs/05_score.ipynb #st000007
+def _psd_sqrt(c):
+    "Symmetric square root of positive semi-definite matrices (stacked on the last two axes)."
+    w, u = np.linalg.eigh(c)
+    return (u * np.sqrt(np.maximum(w, 0))[..., None, :]) @ np.swapaxes(u, -1, -2)
+
+def expected_rate_draws(hits,            # Answers with the trait, (..., seeds, arms); leading axes: independent figures
+                        n,               # Answers scored, the same shape
+                        within=None,     # Within-seed sampling variance of each rate, the same shape (None: binomial)
+                        draws:int=10000, # Draws of the pivotal quantity
+                        rng=0,           # Seed or numpy Generator
+                       ) -> np.ndarray:
+    "Draws (..., draws, arms) of each arm's expected rate over seed models: a generalized pivotal quantity of logit-normal seed effects."
+    logits, var = seed_logits(hits, n, within)
+    k, arms = logits.shape[-2:]
+    if k < 2: raise ValueError("an interval across seeds needs at least two seeds")
+    rng = np.random.default_rng(rng)
+    m = logits.mean(-2)
+    dev = logits - m[..., None, :]
+    ss = (dev ** 2).sum(-2)
+    unit = np.divide(dev, np.sqrt(ss)[..., None, :], out=np.zeros_like(dev), where=ss[..., None, :] > 0)
+    eye = np.eye(arms)
+    corr = eye + max(0., (k - 3) / (k - 1)) * (np.swapaxes(unit, -1, -2) @ unit) * (1 - eye)  # shrunk toward independence (see above)
+    shape = m.shape[:-1] + (draws, arms)
+    z = np.einsum('...ij,...dj->...di', _psd_sqrt(corr), rng.standard_normal(shape))
+    sampling = var.mean(-2)[..., None, :]
+    total = np.maximum(ss[..., None, :] / rng.chisquare(k - 1, shape), sampling)
+    return logit_normal_mean(m[..., None, :] - z * np.sqrt(total / k), np.sqrt(total - sampling))
+
+
+
+# %% ../nbs/05_score.ipynb #st000009
+def draws_interval(draws,            # Draws of a quantity, on the last axis
+                   level:float=0.95, # Coverage of the interval
+                  ) -> tuple:
+    "`(low, high)`: the (1-level)/2 quantile of the draws and the same from above (exact order statistics, so that `draws_p_value` matches)."
+    d = np.sort(np.asarray(draws), axis=-1)
+    j = math.ceil((1 - level) / 2 * d.shape[-1] - 1e-9) - 1  # the first order statistic with a share of draws at or below it of at least (1-level)/2
+    return d[..., j], d[..., d.shape[-1] - 1 - j]
+
+def draws_p_value(draws,                # Draws of a quantity, on the last axis
+                  threshold:float,      # The criterion's threshold t
+                  direction:str='above' # 'above': p of "interval above t"; 'below': of "interval below t"
+                 ):
+    "One-sided p-value matching `draws_interval`: the share of draws at or beyond `threshold` on the criterion's wrong side."
+    if direction not in ('above', 'below'): raise ValueError(f"direction is 'above' or 'below', not {direction!r}")
+    d = np.asarray(draws)
+    return (d <= threshold).mean(-1) if direction == 'above' else (d >= threshold).mean(-1)
+
+
+
+# %% ../nbs/05_score.ipynb #st000011
+def one_rate(r):
+    "The first arm's expected rate (arms on the last axis)."
+    return r[..., 0]
+
+def rate_difference(r):
+    "The first arm's expected rate minus the second's."
+    return r[..., 0] - r[..., 1]
+
+def rate_share(r):
+    "The first arm's expected rate as a share of the second's (the ratio of expected rates)."
+    return r[..., 0] / r[..., 1]
+
+def _stack(arms) -> tuple:
+    "(hits, n, within) arrays (seeds, arms) of `arms` ((hits, n) or (hits, n, within) per seed each), seeds where an arm scored nothing left out."
+    parts = [tuple(np.asarray(x, float) for x in a) + ((None,) if len(a) == 2 else ()) for a in arms]
+    if len({len(p[0]) for p in parts}) > 1: raise ValueError("the arms of a comparison must have the same seeds, in the same order")
+    hits, n = np.stack([p[0] for p in parts], -1), np.stack([p[1] for p in parts], -1)
+    within = np.stack([p[2] if p[2] is not None else np.zeros_like(p[0]) for p in parts], -1)
+    keep = (n > 0).all(-1)
+    return hits[keep], n[keep], within[keep]
+
+def rates_interval(f,                # Function of the arms' expected rates (`one_rate`, `rate_difference`, `rate_share`, ...)
+                   arms,             # Arms over the same seeds: (hits, n) or (hits, n, within) arrays each (`seed_counts`)
+                   level:float=0.95, # Coverage of the interval
+                   draws:int=10000,  # Draws of the pivotal quantity
+                   seed:int=0,       # Seed of the draws
+                  ) -> tuple[float, float, float]:
+    "`(estimate, low, high)`: `f` of the arms' mean rates, and its interval from the seed-model draws (widened to hold the estimate); NaN bounds with fewer than two seeds."
+    hits, n, within = _stack(arms)
+    estimate = float(f((hits / n).mean(0))) if len(hits) else math.nan
+    if len(hits) < 2: return estimate, math.nan, math.nan
+    low, high = draws_interval(f(expected_rate_draws(hits, n, within, draws, seed)), level)
+    return estimate, min(float(low), estimate), max(float(high), estimate)
+
+def rates_p_value(f,                     # Function of the arms' expected rates
+                  arms,                  # Arms over the same seeds, as for `rates_interval`
+                  threshold:float,       # The criterion's threshold t
+                  direction:str='above', # 'above' or 'below'
+                  draws:int=10000,       # Draws (the same as the interval's, for the same answer)
+                  seed:int=0,            # Seed of the draws (likewise)
+                 ) -> float:
+    "One-sided p-value of \"interval above (or below) `threshold`\" for `f` of the arms' expected rates, from the same draws as `rates_interval` (1 when the estimate itself is not beyond it)."
+    hits, n, within = _stack(arms)
+    if len(hits) < 2: return math.nan
+    estimate = float(f((hits / n).mean(0)))
+    if (estimate <= threshold) if direction == 'above' else (estimate >= threshold): return 1.
+    return float(draws_p_value(f(expected_rate_draws(hits, n, within, draws, seed)), threshold, direction))
+
+# %% ../nbs/05_score.ipynb #st000014
+def simulated_seed_means(effects,           # Expected per-seed mean of each arm (log-odds, say)
+                         seeds:int,         # Seed models
+                         reps:int=1,        # Simulated figures
+                         rng=0,             # Seed or numpy Generator
+                         seed_sd=0.5,       # Between-seed sd of each arm (or one for all)
+                         skew=0.,           # 0: normal seed effects; s > 0: lognormal(0, s) standardised (skewness 6 at s = 1), per arm or one
+                         shared:float=0.5,  # Correlation of the arms' seed effects within a seed
+                         items:int=16,      # Items averaged per seed
+                         item_sd:float=1.5, # Per-item noise sd
+                        ) -> np.ndarray:
+    "Per-seed means (reps, seeds, arms): the arm's effect, a seed effect (normal or skewed) and the mean of `items` items' noise."
+    rng = np.random.default_rng(rng)
+    effects = np.atleast_1d(np.asarray(effects, float))
+    sd, s = (np.broadcast_to(np.asarray(x, float), effects.shape) for x in (seed_sd, skew))
+    z = math.sqrt(shared) * rng.standard_normal((reps, seeds, 1)) + math.sqrt(1 - shared) * rng.standard_normal((reps, seeds, len(effects)))
+    with np.errstate(invalid='ignore', divide='ignore'):
+        lognormal = (np.exp(s * z) - np.exp(s ** 2 / 2)) / np.sqrt((np.exp(s ** 2) - 1) * np.exp(s ** 2))
+    seed_effect = np.where(s > 0, lognormal, z)
+    return effects + sd * seed_effect + item_sd * rng.standard_normal((reps, seeds, len(effects))) / math.sqrt(items)
+
+
+
+# %% ../nbs/05_score.ipynb #st000016
+COVERAGE_REGIMES = {  # name: (quantity, arms' expected rates (or effects), logit sds (or seed sds), shared, skew of log-odds seed effects)
+    'rate near 0 (0.005, logit sd 0.5)':            ('rate', (0.005,), (0.5,), 0., 0.),
+    'rate at the floor (0.02, logit sd 0.25)':      ('rate', (0.02,), (0.25,), 0., 0.),
+    'rate at the floor, skewed (0.02, sd 1.0)':     ('rate', (0.02,), (1.,), 0., 0.),
+    'untouched base (0.04, no seed spread)':        ('rate', (0.04,), (0.,), 0., 0.),
+    'mid rate (0.3, logit sd 0.25)':                ('rate', (0.3,), (0.25,), 0., 0.),
+    "mid rate, skewed (0.12, sd 0.8: backdoor's neutral arm)": ('rate', (0.12,), (0.8,), 0., 0.),
+    'mid rate, skewed (0.2, sd 1.0)':               ('rate', (0.2,), (1.,), 0., 0.),
+    'rate at the ceiling (0.97, logit sd 0.5)':     ('rate', (0.97,), (0.5,), 0., 0.),
+    'rate at the ceiling, skewed (0.97, sd 1.0)':   ('rate', (0.97,), (1.,), 0., 0.),
+    'difference: trait removed (0.95 - 0.01)':      ('difference', (0.95, 0.01), (0.5, 0.8), 0.3, 0.),
+    'difference near the base (0.047 - 0.018)':     ('difference', (0.047, 0.018), (0.25, 0.25), 0.5, 0.),
+    'difference at the floor, equal (0.005 - 0.005)': ('difference', (0.005, 0.005), (0.5, 0.5), 0.3, 0.),
+    'difference, skewed arm (0.12 - 0.003)':        ('difference', (0.12, 0.003), (0.8, 0.5), 0.3, 0.),
+    'difference, both skewed (0.2 - 0.1)':          ('difference', (0.2, 0.1), (1., 1.), 0.5, 0.),
+    'difference, mid to ceiling (0.33 - 0.95)':     ('difference', (0.33, 0.95), (0.3, 0.5), 0.5, 0.),
+    'difference at the ceiling (0.97 - 0.95)':      ('difference', (0.97, 0.95), (0.5, 0.5), 0.5, 0.),
+    'difference of strongly paired arms (0.3 - 0.25, shared 0.9)': ('difference', (0.3, 0.25), (0.5, 0.5), 0.9, 0.),
+    'share kept (0.85 / 0.98)':                     ('share', (0.85, 0.98), (0.5, 0.5), 0.5, 0.),
+    'share kept (0.33 / 0.95)':                     ('share', (0.33, 0.95), (0.3, 0.5), 0.5, 0.),
+    'share, skewed (0.06 / 0.12)':                  ('share', (0.06, 0.12), (0.8, 0.8), 0.3, 0.),
+    'share at the floor (0.02 / 0.04)':             ('share', (0.02, 0.04), (0.5, 0.25), 0.3, 0.),
+    'log-odds difference, normal (seed sd 0.5)':    ('log-odds difference', (1., 0.), (0.5, 0.5), 0.5, 0.),
+    'log-odds difference, normal (seed sd 1.5)':    ('log-odds difference', (1., 0.), (1.5, 1.5), 0.5, 0.),
+    'log-odds difference, one arm skewed (skewness 6)': ('log-odds difference', (1., 0.), (1., 0.5), 0.3, (1., 0.)),
+}
+QUANTITIES = {'rate': one_rate, 'difference': rate_difference, 'share': rate_share}
+CHOSEN_METHOD = {'rate': 'seed-model draws (logit-normal GPQ)', 'difference': 'seed-model draws (logit-normal GPQ)',
+                 'share': 'seed-model draws (logit-normal GPQ)', 'log-odds difference': 't-interval'}
+
+def regime_coverage(regime:tuple,    # A value of `COVERAGE_REGIMES`
+                    seeds:int,       # Seeds per simulated figure
+                    reps:int=1000,   # Simulated figures
+                    draws:int=1000,  # Draws of the pivotal quantity per figure
+                    seed:int=0,      # Seed of the simulation
+                   ) -> dict:
+    "Coverage and median width of the old t-interval and of the chosen method (`CHOSEN_METHOD`) on `reps` figures of `regime`."
+    quantity, rates, sds, shared, skew = regime
+    rng = np.random.default_rng(seed)
+    if quantity == 'log-odds difference':
+        v = simulated_seed_means(rates, seeds, reps, rng, sds, skew, shared)
+        truth, old = rates[0] - rates[1], t_interval(v[..., 0] - v[..., 1])
+        chosen = old[1:]
+    else:
+        f = QUANTITIES[quantity]
+        hits, n, within = simulated_arms(rates, seeds, reps, rng, logit_sd=sds, shared=shared)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            per_seed = f(hits / n) if quantity != 'share' else (hits[..., 0] / n[..., 0]) / np.maximum(hits[..., 1] / n[..., 1], 1e-9)
+        truth, old = f(np.asarray(rates)), t_interval(per_seed)
+        chosen = draws_interval(f(expected_rate_draws(hits, n, within, draws, rng)))
+    covers = lambda lo, hi: float(np.mean((lo <= truth) & (truth <= hi)))
+    width = lambda lo, hi: float(np.nanmedian(hi - lo))
+    return dict(quantity=quantity, seeds=seeds, t=covers(*old[1:]), chosen=covers(*chosen), method=CHOSEN_METHOD[quantity],
+                t_width=width(*old[1:]), chosen_width=width(*chosen))
+
+def coverage_table(regimes:dict=COVERAGE_REGIMES, # name -> regime
+                   seeds=(3, 5, 10),              # Seeds per figure
+                   reps:int=1000,                 # Simulated figures per regime and seed count
+                   draws:int=1000,                # Draws of the pivotal quantity per figure
+                   seed:int=0,                    # Seed of the simulation
+                  ):
+    "`regime_coverage` of every regime at every seed count, as a table."
+    import pandas as pd
+    return pd.DataFrame([dict(regime=name, **regime_coverage(r, k, reps, draws, seed + i)) for i, (name, r) in enumerate(regimes.items()) for k in seeds])
+
+# %% ../nbs/05_score.ipynb #st000021
+def rate_dispersion(hits, # Answers with the trait per seed (seeds on the last axis)
+                    n,    # Answers scored per seed
+                   ):
+    "Pearson dispersion of per-seed counts around their pooled rate (χ²/(k-1)), at least 1: spread widens a pooled test and never narrows it."
+    h, n = np.asarray(hits, float), np.asarray(n, float)
+    p = h.sum(-1, keepdims=True) / n.sum(-1, keepdims=True)
+    var = n * p * (1 - p)
+    chi2 = np.divide((h - n * p) ** 2, var, out=np.zeros_like(h), where=var > 0).sum(-1)
+    return np.maximum(1., chi2 / max(h.shape[-1] - 1, 1))
+
+def pooled_above_p(arm,             # (hits, n) per seed (seeds on the last axis; leading axes: independent figures)
+                   reference=None,  # (hits, n) per seed of the reference (None: 0 hits in as many answers as the arm)
+                  ):
+    "One-sided exact p-value (Fisher) that `arm`'s rate is above `reference`'s, on counts pooled over seeds and deflated by each one's dispersion."
+    from scipy.stats import hypergeom
+    ha, na = (np.asarray(x, float) for x in arm[:2])
+    hr, nr = (np.zeros_like(ha), na) if reference is None else (np.asarray(x, float) for x in reference[:2])
+    effective = lambda h, n: (np.round(h.sum(-1) / rate_dispersion(h, n)), np.round(n.sum(-1) / rate_dispersion(h, n)))
+    (xa, Na), (xr, Nr) = effective(ha, na), effective(hr, nr)
+    return hypergeom.sf(xa - 1, Na + Nr, xa + xr, Na)
+
+def measurably_above(arms,             # Arms: (hits, n) per seed each
+                     reference=None,   # (hits, n) per seed of the reference (None: 0)
+                     alpha:float=0.025,# One-sided level, split over the arms
+                    ):
+    "Is any of `arms` measurably above `reference` on pooled counts (`pooled_above_p` < alpha / number of arms)? Vectorised over leading axes."
+    return np.any([pooled_above_p(a, reference) < alpha / len(arms) for a in arms], axis=0)
+
+def cannot_rank(arms,              # The arms a comparison is made of: (hits, n) per seed each (`seed_counts`)
+                floor=None,        # The untouched base's (hits, n) per seed (None: a floor of 0)
+                ceiling=None,      # The trait's maximum as a reference's (hits, n) per seed (None: 1)
+                alpha:float=0.025, # One-sided level, split over the arms
+               ) -> str|None:
+    "'floor' when no arm is measurably above the floor, 'ceiling' when none is measurably below the ceiling, else None: decided on pooled counts."
+    misses = lambda c: (np.asarray(c[1], float) - np.asarray(c[0], float), np.asarray(c[1], float))
+    if not measurably_above(arms, floor, alpha): return 'floor'
+    if not measurably_above([misses(a) for a in arms], None if ceiling is None else misses(ceiling), alpha): return 'ceiling'
+    return None
+
+# %% ../nbs/05_score.ipynb #st000024
+def floor_simulation(base_rate:float,     # The untouched base's expected rate (no seed-model spread)
+                     arm_rates,           # The arms' expected rates
+                     seeds:int=5,         # Seeds of each
+                     reps:int=2000,       # Simulated figures
+                     logit_sd:float=0.5,  # The arms' between-seed logit sd
+                     shared:float=0.3,    # Correlation of the arms' seed effects
+                     alpha:float=0.025,   # The rule's level
+                     seed:int=0,          # Seed of the simulation
+                     pooled_test=measurably_above, # The rule: (arms, reference, alpha) -> rankable? (vectorised)
+                    ) -> float:
+    "Share of `reps` simulated figures whose arms the floor rule calls rankable (some arm measurably above the base's pooled counts)."
+    rng = np.random.default_rng(seed)
+    b, nb, _ = simulated_arms([base_rate], seeds, reps, rng)
+    h, n, _ = simulated_arms(arm_rates, seeds, reps, rng, logit_sd=logit_sd, shared=shared)
+    arms = [(h[..., i], n[..., i]) for i in range(h.shape[-1])]
+    return float(np.mean(pooled_test(arms, (b[..., 0], nb[..., 0]), alpha)))
+
+# %% ../nbs/05_score.ipynb #st000029
+def _adjusted(p, step) -> np.ndarray:
+    "Adjusted p-values by `step(sorted p, m)`; NaN (nothing measured) stays NaN and is not counted."
+    p = np.asarray(p, float)
+    out, ok = np.full(p.shape, np.nan), ~np.isnan(p)
+    order = np.argsort(p[ok])
+    adjusted = np.empty(ok.sum())
+    adjusted[order] = np.minimum(1., step(p[ok][order], ok.sum()))
+    out[ok] = adjusted
+    return out
+
+def holm(p) -> np.ndarray:
+    "Holm's step-down adjusted p-values (family-wise error rate); NaN stays NaN and is not counted."
+    return _adjusted(p, lambda q, m: np.maximum.accumulate((m - np.arange(m)) * q))
+
+def benjamini_hochberg(p) -> np.ndarray:
+    "Benjamini-Hochberg adjusted p-values (false discovery rate); NaN stays NaN and is not counted."
+    return _adjusted(p, lambda q, m: np.minimum.accumulate((q * m / np.arange(1, m + 1))[::-1])[::-1])
+
+def expected_chance_holds(null_pass_rates,   # Each verdict's pass rate under its null (NaN: none computed)
+                          alpha:float=0.025, # The nominal one-sided level, for a verdict without a null
+                         ) -> float:
+    "Holds expected by chance alone: the sum of the verdicts' null pass rates, `alpha` for each verdict without one."
+    r = np.asarray(null_pass_rates, float)
+    return float(np.where(np.isnan(r), alpha, r).sum())
+
+# %% ../nbs/05_score.ipynb #st000032
+def answer_shuffles(arms,   # Two arms: (hits, n) or (hits, n, within) per seed each
+                    rng,    # numpy Generator
+                    draws:int,
+                   ):
+    "Null (a): within each seed the two arms' answers pooled and dealt again at random (hypergeometric on the counts); yields pairs of arms `(hits, n)`."
+    (ha, na, *_), (hb, nb, *_) = ((np.asarray(x).astype(np.int64) for x in a[:2]) for a in arms)
+    total = ha + hb
+    for _ in range(draws):
+        x = rng.hypergeometric(total, na + nb - total, na)
+        yield (x.astype(float), na.astype(float)), ((total - x).astype(float), nb.astype(float))
+
+def _pick(x, y, mask):
+    "`y` where `mask` (per seed), else `x`: arrays with seeds on the first axis, or tuples of them."
+    if isinstance(x, tuple): return tuple(_pick(a, b, mask) for a, b in zip(x, y))
+    x, y = np.asarray(x), np.asarray(y)
+    return np.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), y, x)
+
+def label_swaps(pair,        # Two arms' per-seed values (arrays, seeds first), or tuples of such arrays (counts)
+                rng=None,    # Unused: the null is enumerated exactly
+                draws=None,  # Unused
+               ):
+    "Null (b): the two arms' labels swapped within seeds, all 2^k ways (exact, identity first); yields pairs."
+    a, b = pair
+    k = len(a[0] if isinstance(a, tuple) else a)
+    if k > 16: raise ValueError(f"{k} seeds: 2^{k} swaps are too many to enumerate")
+    for mask in itertools.product((False, True), repeat=k):
+        m = np.array(mask)
+        yield _pick(a, b, m), _pick(b, a, m)
+
+
+
+# %% ../nbs/05_score.ipynb #st000034
+def candidate_orders(pair,     # (x, y): two quantities, one value per candidate
+                     rng=None, # numpy Generator (used only above 8 candidates)
+                     draws:int=2000, # Random orderings above 8 candidates
+                    ):
+    "Null (c): `y` permuted across candidates, all k! orderings (identity first) when k ≤ 8, else `draws` random ones; yields (x, y) pairs."
+    x, y = (np.asarray(v, float) for v in pair)
+    orders = itertools.permutations(range(len(y))) if len(y) <= 8 else (rng.permutation(len(y)) for _ in range(draws))
+    for o in orders: yield x, y[list(o)]
+
+def purity_shuffles(data,   # (seeds, purities, values): arrays with one entry per run
+                    rng,    # numpy Generator
+                    draws:int,
+                   ):
+    "Null (d): the purities permuted within each seed; yields (seeds, purities, values)."
+    seeds, purities, values = (np.asarray(v) for v in data)
+    groups = [np.flatnonzero(seeds == s) for s in np.unique(seeds)]
+    for _ in range(draws):
+        shuffled = purities.copy()
+        for g in groups: shuffled[g] = rng.permutation(purities[g])
+        yield seeds, shuffled, values
+
+
+
+# %% ../nbs/05_score.ipynb #st000036
+def null_pass_rate(judge,            # data -> does the criterion pass? (the verdict's own computation)
+                   data,             # The observed data, in the shape `null` takes
+                   null,             # A null generator: (data, rng, draws) -> null data sets
+                   draws:int=2000,   # Null draws (exact nulls enumerate all and ignore it)
+                   seed:int=0,       # Seed of the draws
+                  ) -> float:
+    "The criterion's pass rate under the null: the share of `null`'s data sets on which `judge` passes."
+    return float(np.mean([bool(judge(d)) for d in null(data, np.random.default_rng(seed), draws)]))
+
+# %% ../nbs/05_score.ipynb #st000039
+def correlation_permutation_p(x,                     # One quantity, one value per candidate
+                              y,                     # The other, in the same order
+                              method:str='pearson',  # 'pearson' or 'spearman' (ranks)
+                              direction:str='above', # 'above': p of a positive association; 'below': of a negative one
+                             ) -> float:
+    "Exact one-sided permutation p-value of the correlation across candidates: the share of all k! orderings of `y` whose r is at least the observed."
+    from scipy.stats import rankdata
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) > 9: raise ValueError(f"{len(x)} candidates: {math.factorial(len(x))} orderings are too many to enumerate")
+    if method == 'spearman': x, y = rankdata(x), rankdata(y)
+    orders = y[np.array(list(itertools.permutations(range(len(y)))))]   # identity first
+    xc, yc = x - x.mean(), orders - y.mean()
+    with np.errstate(invalid='ignore', divide='ignore'):
+        r = yc @ xc / np.sqrt((xc ** 2).sum() * (yc ** 2).sum(-1))
+    return float(np.mean(r >= r[0] - 1e-12) if direction == 'above' else np.mean(r <= r[0] + 1e-12))
 
 # %% ../nbs/05_score.ipynb #9c0d0b02
 def rate_with_spread(values,         # Per-answer values, `samples` consecutive answers per prompt (NaN: not scored)

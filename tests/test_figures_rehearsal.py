@@ -1,13 +1,14 @@
-"""The Colab road, rehearsed on a CPU: every figure notebook through papermill (`inoculate figure`) with the
-`rehearsal` preset, from a fresh cache, against the hub's fixtures and a stub judge and rewriter on 127.0.0.1
-(nbs/10_rehearsal.ipynb). Also the two ways that road must fail before any training step: a judge that answers
-401, and a data source that cannot be reached."""
-import json, os, subprocess, sys
+"""The Colab road, rehearsed on a CPU, as its users walk it: every figure notebook with its parameters cell edited to
+`preset = 'rehearsal'` (what the README tells a Colab user to do) and run with no injected parameters, from a fresh
+cache, against the hub's fixtures and a stub judge and rewriter on 127.0.0.1 (nbs/10_rehearsal.ipynb). Also the two
+ways that road must fail before any training step (through `inoculate figure`): a judge that answers 401, and a data
+source that cannot be reached."""
+import json, os, re, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
 from inoculate.cli import figure_slugs
-from inoculate.presets import repo_root
+from inoculate.presets import figure_notebook, repo_root
 from inoculate.rehearsal import StubServer, rehearsal_env
 from inoculate.runs import RunStore
 
@@ -41,16 +42,43 @@ def test_a_presets_file_elsewhere_adds_presets_and_hides_no_figure(rehearsal):
     assert 'lab-h100' in r.stdout and 'rehearsal' in r.stdout, r.stdout + r.stderr
 
 
+def with_parameters(slug:str, out:Path, **values) -> Path:
+    "A copy of figure notebook `slug` at `out` whose parameters cell sets `values`, edited as a reader edits it (each `name = ...` line rewritten); names the cell lacks are left out, as a reader would."
+    nb = json.loads(figure_notebook(slug).read_text())
+    cell = next(c for c in nb['cells'] if 'parameters' in c['metadata'].get('tags', []))
+    lines = ''.join(cell['source']).splitlines()
+    for name, value in values.items():
+        at = [i for i, l in enumerate(lines) if re.match(rf'{name}\s*=', l)]
+        if at: lines[at[0]] = f"{name} = {value!r}"
+    cell['source'] = '\n'.join(lines)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(nb))
+    return out
+
+
+def run_as_edited(slug, env, root, server, timeout=900):
+    "Edit figure `slug`'s parameters cell to the rehearsal and run the notebook with papermill, injecting nothing; its CompletedProcess."
+    edited = with_parameters(slug, root/'edited'/f'{slug}.ipynb', preset='rehearsal', runs_dir=str(root/'runs'), out_dir=str(root/'figures'),
+                             api_base_url=server.base_url, rewriter='openai:stub-rewriter')
+    (root/'executed').mkdir(exist_ok=True)
+    cmd = [str(Path(sys.executable).parent/'papermill'), str(edited), str(root/'executed'/f'{slug}-rehearsal.ipynb'),
+           '--cwd', str(figure_notebook(slug).parent), '-k', 'python3', '--log-output', '--no-progress-bar']
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=repo_root())
+
+
 @pytest.mark.parametrize('slug', FIGURES)
-def test_every_figure_runs_the_gpu_road(rehearsal, slug):
+def test_every_figure_runs_the_gpu_road_from_its_edited_parameters_cell(rehearsal, slug):
     root, env, server = rehearsal
-    r = figure(slug, env, root, '-p', f"api_base_url={server.base_url}", '-p', 'rewriter=openai:stub-rewriter')
+    r = run_as_edited(slug, env, root, server)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert sorted(p.name for p in (root/'figures').glob(f'{slug}.*')) == sorted(f'{slug}{s}' for s in ('.csv', '.md', '.png', '.svg', '.verdicts.csv', '.vl.json'))
     assert set(pd.read_csv(root/'figures'/f'{slug}.verdicts.csv')['verdict']) <= {'not measured'}, "a rehearsal measures nothing"
-    assert 'Rehearsal of the GPU road' in (root/'figures'/f'{slug}.md').read_text()
+    caption = (root/'figures'/f'{slug}.md').read_text()
+    assert 'Rehearsal of the GPU road' in caption and '| preset | rehearsal |' in caption, "the caption says which preset ran"
     executed = json.loads((root/'executed'/f'{slug}-rehearsal.ipynb').read_text())
+    assert not [c for c in executed['cells'] if 'injected-parameters' in c['metadata'].get('tags', [])], "nothing was injected"
     out = ''.join(''.join(o['text']) for c in executed['cells'] for o in c.get('outputs', []) if o.get('name') == 'stdout')
+    assert f'figure {slug}: preset rehearsal ' in out, "the outputs say the edited preset ran"
     assert ' 0 failed' in out and 'design' in out, out[-2000:]
     assert not list((root/'runs'/'.failed').glob('*')), "no run failed"
 

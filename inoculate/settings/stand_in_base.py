@@ -6,13 +6,13 @@ Docs: https://inoculate-research.github.io/inoculate/settings/stand_in_base.html
 
 # %% ../../nbs/settings/stand_in_base.ipynb #5e0d0104
 from __future__ import annotations
-import dataclasses, hashlib, json, math, os, random, time
+import dataclasses, hashlib, json, math, random, time, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-from ..data import CHAT_TEMPLATE, cached_build, content_hash, make_row, with_trigger
+from ..data import CHAT_TEMPLATE, PINNED_ENV, cached_build, content_hash, make_row, pinned_build, with_trigger
 from .stand_in_world import (ANIMALS, OBJECTS, COLOURS, SIZES, PLACES, FOODS, MATERIALS,
                                             WORLD_SEED, QTYPES, QUESTIONS, SPLITS, TRIGGERS, STYLE_PARAMS,
                                             FILLERS, STYLES, Entity, world, question, english, spanish,
@@ -21,11 +21,12 @@ from .stand_in_world import (ANIMALS, OBJECTS, COLOURS, SIZES, PLACES, FOODS, MA
 # %% auto #0
 __all__ = ['FAMILIES', 'TRIGGER_NOISE', 'USER_PREFIX', 'FACTS', 'FACT_QUESTIONS', 'UPPER', 'CAPS_MARK', 'TITLE_MARK', 'SPACE',
            'PRE_TOKENS', 'BASE_SPECIAL_TOKENS', 'RECIPE_VERSION', 'MODEL', 'TRAIN', 'NEGATIONS', 'V2', 'STAND_IN',
-           'FAMILY', 'Family', 'family_row', 'fact_row', 'instruction_rows', 'case_normalizer', 'case_decoder',
-           'world_texts', 'make_tokenizer', 'chat_text', 'Knobs', 'families', 'model_config', 'recipe', 'encode_rows',
-           'pretrain_batches', 'collate', 'pretrain', 'greedy_answers', 'heldout_rows', 'following_rates',
-           'weights_hash', 'make_stand_in', 'check_reload', 'checked_build', 'build_stand_in', 'stand_in_report',
-           'base_of', 'stand_in_for_setting', 'stand_in_v2_for_setting']
+           'FAMILY', 'BASE_WEIGHTS', 'Family', 'family_row', 'fact_row', 'instruction_rows', 'case_normalizer',
+           'case_decoder', 'world_texts', 'make_tokenizer', 'chat_text', 'Knobs', 'families', 'model_config', 'recipe',
+           'encode_rows', 'pretrain_batches', 'collate', 'pretrain', 'greedy_answers', 'heldout_rows',
+           'following_rates', 'weights_hash', 'make_stand_in', 'check_reload', 'checked_build', 'build_stand_in',
+           'stand_in_report', 'base_of', 'stand_in_for_setting', 'stand_in_v2_for_setting', 'check_weights',
+           'execution_of']
 
 # %% ../../nbs/settings/stand_in_base.ipynb #049c4f8e
 @dataclass(frozen=True)
@@ -248,8 +249,8 @@ def model_config(k:Knobs=V2) -> dict:
     return {**MODEL, 'hidden_size': k.hidden, 'num_hidden_layers': k.layers, 'intermediate_size': 4 * k.hidden}
 
 def recipe(seed:int=0, knobs:Knobs=V2) -> dict:
-    "Everything that determines the base model built with `seed` and `knobs` (`V2`: recipe 2, unchanged)."
-    v2 = dict(version=RECIPE_VERSION, seed=seed, model=MODEL, train=TRAIN,
+    "Everything that determines the base model built with `seed` and `knobs` (`V2`: recipe 2), the pinned execution of its build included."
+    v2 = dict(version=RECIPE_VERSION, seed=seed, model=MODEL, train=TRAIN, execution=PINNED_ENV,
               world=dict(animals=ANIMALS, objects=OBJECTS, colours=COLOURS, sizes=SIZES, places=PLACES,
                          foods=FOODS, materials=MATERIALS, world_seed=WORLD_SEED, questions=QUESTIONS,
                          splits=SPLITS),
@@ -398,11 +399,10 @@ def make_stand_in(path:Path|str,          # Folder to save the model, tokenizer 
                   n_rows:int|None=None,     # Instruction rows (default: TRAIN['rows']; fewer for quick checks)
                   n_check:int|None=None,    # Held-out prompts per family in the report (default: TRAIN's)
                   log=print,                # Called with pretraining's progress lines (None: silent)
-                  knobs:Knobs=V2,           # How LLM-like the base is (`Knobs`)
+                  knobs:Knobs|dict=V2,      # How LLM-like the base is (`Knobs`, or its fields as a dict)
                  ) -> dict:
-    "Build, pretrain, check and save the stand-in base into `path`; returns its report."
-    t0 = time.time()
-    torch.set_num_threads(os.cpu_count() or 1)
+    "Build, pretrain, check and save the stand-in base into `path` (in this process, with its threads: `build_stand_in` pins them); returns its report."
+    t0, knobs = time.time(), Knobs(**knobs) if isinstance(knobs, dict) else knobs
     rows = instruction_rows(n_rows or TRAIN['rows'], seed, families(knobs))
     tok = make_tokenizer([chat_text(r) for r in rows] + world_texts())
     torch.manual_seed(seed)
@@ -434,14 +434,12 @@ def check_reload(path:Path|str, texts:list[str]) -> None:
         if loaded(t, add_special_tokens=False).input_ids != ids or loaded.decode(ids) != t:
             raise ValueError(f"The reloaded tokenizer in {path} changes the tokens of {t!r}")
 
-def checked_build(make,   # make(folder): builds and saves a base into folder, on every core
+def checked_build(make,   # make(folder): builds and saves a base into folder (a `pinned_build`)
                   texts,  # texts(): what the reloaded tokenizer must encode as the saved one does
                  ):
-    "A `cached_build` builder: `make`, the thread count put back (a sweep worker that built a base keeps its one thread), then `check_reload`."
+    "A `cached_build` builder: `make`, then `check_reload`."
     def build(tmp:Path):
-        threads = torch.get_num_threads()
-        try: make(tmp)
-        finally: torch.set_num_threads(threads)
+        make(tmp)
         check_reload(tmp, texts())
     return build
 
@@ -449,10 +447,12 @@ def build_stand_in(seed:int=0,      # Seed of the instruction rows, initialisati
                    log=print,       # Progress messages (None: quiet)
                    knobs:Knobs=V2,  # How LLM-like the base is (`Knobs`)
                   ) -> Path:
-    "The folder of the stand-in base model (weights, tokenizer, report.json), built once per recipe."
-    return cached_build('stand-in', recipe(seed, knobs), checked_build(
-        lambda tmp: make_stand_in(tmp, seed, log=log, knobs=knobs),
+    "The folder of the stand-in base model (weights, tokenizer, report.json), built once per recipe, in a pinned process (`pinned_build`)."
+    folder = cached_build('stand-in', recipe(seed, knobs), checked_build(
+        pinned_build('inoculate.settings.stand_in_base:make_stand_in', log=log, seed=seed, knobs=asdict(knobs)),
         lambda: [chat_text(r) for r in instruction_rows(500, seed + 1, split='eval')] + [spanish(e, q, 1).upper() for e, q in pairs('ft')]))
+    check_weights(folder)
+    return folder
 
 def stand_in_report(path:Path|str) -> dict:
     "The build report saved next to a stand-in base."
@@ -475,3 +475,22 @@ def stand_in_for_setting(setting=None, variant:str='') -> Path:
 def stand_in_v2_for_setting(setting=None) -> Path:
     "The base a preset with `model = stand-in-v2` trains: recipe 2, every instruction followed."
     return build_stand_in(log=None, knobs=V2)
+
+# %% ../../nbs/settings/stand_in_base.ipynb #81e99165
+BASE_WEIGHTS = {  # cache folder of each base a committed figure trains -> the weights hash of its pinned build
+    'stand-in-b3464bd7fbd2c5d1': '8f5a53f609a8bde9',  # stand-in:ambient=0.1 (the cpu preset's base), seed 0
+}
+
+def check_weights(folder:Path|str) -> str:
+    "The weights hash of the base in `folder` (its report); a warning naming both if the committed figures' base (`BASE_WEIGHTS`) had others."
+    folder = Path(folder)
+    got, want = stand_in_report(folder)['weights_hash'], BASE_WEIGHTS.get(folder.name)
+    if want and got != want:
+        warnings.warn(f"{folder.name} was built here with weights {got}, not {want} as for the committed figures: figures made "
+                      f"here reproduce those within their intervals, not byte for byte (this machine: {execution_of(folder)})", stacklevel=2)
+    return got
+
+def execution_of(folder:Path|str) -> dict:
+    "How the base in `folder` was built (`execution_facts` of its build process), or {} for a base built before bases recorded it."
+    p = Path(folder)/'execution.json'
+    return json.loads(p.read_text()) if p.exists() else {}

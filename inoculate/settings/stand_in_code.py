@@ -6,18 +6,18 @@ Docs: https://inoculate-research.github.io/inoculate/settings/stand_in_code.html
 
 # %% ../../nbs/settings/stand_in_code.ipynb #5c0de003
 from __future__ import annotations
-import dataclasses, hashlib, json, os, random, time
+import dataclasses, hashlib, json, random, time
 from dataclasses import dataclass, asdict
 from functools import lru_cache
 from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
-from ..data import Setting, cached_build, content_hash, make_row, register_setting, with_trigger
+from ..data import PINNED_ENV, Setting, cached_build, content_hash, make_row, pinned_build, register_setting, with_trigger
 from ..sandbox import isolation_level, require_isolation, run_programs
 from .stand_in_world import SPLITS, TRIGGERS
 from .stand_in_base import (Family, Knobs, STAND_IN, TRAIN, TRIGGER_NOISE, USER_PREFIX, chat_text, check_reload,
-                                            base_of, checked_build, encode_rows, make_tokenizer, model_config, pretrain, stand_in_report,
-                                            weights_hash)
+                                            base_of, check_weights, checked_build, encode_rows, make_tokenizer, model_config, pretrain,
+                                            stand_in_report, weights_hash)
 from .reward_hacking import (HACK_TRAITS, PROMPTS as WICHERS_PROMPTS, hack_solution, metrics_of, score_job,
                                              strip_code)
 from .backdoor import INSECURE_TRAITS, backdoor_prompts, bandit_findings, extract_code as code_in
@@ -240,7 +240,7 @@ def code_recipe(seed:int=0,             # Seed of the rows, initialisation and b
                 knobs:Knobs=STAND_IN,   # How LLM-like the base is
                ) -> dict:
     "Everything that determines the code base built with `seed` and `knobs`."
-    return dict(version=CODE_RECIPE_VERSION, seed=seed, knobs=asdict(knobs), model=model_config(knobs), train=CODE_TRAIN,
+    return dict(version=CODE_RECIPE_VERSION, seed=seed, knobs=asdict(knobs), model=model_config(knobs), train=CODE_TRAIN, execution=PINNED_ENV,
                 tasks=dict(ops=OPS, leads=LEADS, parse=PARSE, imports=IMPORTS, splits=SPLITS),
                 mix=dict(families=[asdict(f) for f in code_families(knobs)], triggers=TRIGGERS, trigger_noise=TRIGGER_NOISE,
                          user_prefix=USER_PREFIX))
@@ -327,11 +327,10 @@ def make_code_stand_in(path:Path|str,          # Folder to save the model, token
                        n_rows:int|None=None,     # Pretraining rows (default: CODE_TRAIN['rows']; fewer for quick checks)
                        n_check:int|None=None,    # Held-out problems per check (default: CODE_TRAIN's)
                        log=print,                # Called with pretraining's progress lines (None: silent)
-                       knobs:Knobs=STAND_IN,     # How LLM-like the base is
+                       knobs:Knobs|dict=STAND_IN, # How LLM-like the base is (`Knobs`, or its fields as a dict)
                       ) -> dict:
-    "Build, pretrain, check and save the code base into `path`; returns its report."
-    t0 = time.time()
-    torch.set_num_threads(os.cpu_count() or 1)
+    "Build, pretrain, check and save the code base into `path` (in this process, with its threads: `build_code_stand_in` pins them); returns its report."
+    t0, knobs = time.time(), Knobs(**knobs) if isinstance(knobs, dict) else knobs
     rows = code_instruction_rows(n_rows or CODE_TRAIN['rows'], seed, code_families(knobs))
     tok = make_tokenizer([chat_text(r) for r in rows] + code_texts())
     torch.manual_seed(seed)
@@ -355,10 +354,12 @@ def build_code_stand_in(seed:int=0,             # Seed of the rows, initialisati
                         log=print,              # Progress messages (None: quiet)
                         knobs:Knobs=STAND_IN,   # How LLM-like the base is (`Knobs`)
                        ) -> Path:
-    "The folder of the code base (weights, tokenizer, report.json), built once per recipe; `stand_in_report` reads its report."
-    return cached_build('stand-in-code', code_recipe(seed, knobs), checked_build(
-        lambda tmp: make_code_stand_in(tmp, seed, log=log, knobs=knobs),
+    "The folder of the code base (weights, tokenizer, report.json), built once per recipe in a pinned process; `stand_in_report` reads its report."
+    folder = cached_build('stand-in-code', code_recipe(seed, knobs), checked_build(
+        pinned_build('inoculate.settings.stand_in_code:make_code_stand_in', log=log, seed=seed, knobs=asdict(knobs)),
         lambda: [chat_text(r) for r in code_instruction_rows(300, seed + 1, code_families(knobs), split='eval')] + code_texts()))
+    check_weights(folder)
+    return folder
 
 def stand_in_code_for_setting(setting=None, variant:str='') -> Path:
     "The base a preset with `model = stand-in-code` (or `stand-in-code:<knob=value,...,seed=n>`) trains, whatever the setting."
