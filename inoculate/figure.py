@@ -6,7 +6,7 @@ Docs: https://inoculate-research.github.io/inoculate/figure.html.md"""
 
 # %% ../nbs/08_figure.ipynb #f1a00004
 from __future__ import annotations
-import dataclasses, json, math, os, sys, time
+import dataclasses, itertools, json, math, os, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -15,17 +15,20 @@ from IPython.display import Image
 from .data import DataUnavailable, atomic_write_text, canonical_json, get_setting
 from .finetune import base_model_path, check_model
 from .plots import chart_png, figure_dir, is_pipeline_model, model_note, provenance, save_figure
-from .presets import Preset, commits_figures, figure_notebook, is_judged, load_preset, model_design, shown_path
+from .presets import Preset, commits_figures, figure_notebook, is_judged, load_preset, model_design, repo_root, shown_path
 from .runs import ROLE_SEP, RUN_STATUS, RunConfig, RunStore, execute_run, run_conditions, run_safely, sweep, weights_id
-from .score import mean_ci
+from .score import (boundary_counts, cannot_rank, correlation_ci, mean_ci, one_rate, permutation_ps, permutation_rs, rate_difference,
+                             rate_share, rates_interval, rates_p_value, rates_pass_rate, seed_counts, shuffled_counts, t_interval, t_p_value)
 
 # %% auto #0
-__all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'VERDICT_COLUMNS', 'PREVIOUS_DEFAULT', 'training_rows', 'run_minutes',
-           'pool_needs', 'shared_pools', 'Estimate', 'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab',
-           'Figure', 'plan', 'PreflightFailed', 'preflight', 'prepare', 'RunsFailed', 'unfinished_table',
-           'where_runs_came_from', 'wait_for_held', 'run', 'figure_provenance', 'base_weights', 'across', 'save',
-           'show', 'table', 'Effect', 'seed_values', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'at_bound',
-           'verdict', 'result_markdown', 'verdict_table', 'changed_answers', 'result', 'planning_cells', 'plan_figure']
+__all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'MAX_NULL_PASS', 'NULL_SETS', 'RATE_QUANTITIES', 'RATE_SCALES',
+           'VERDICT_COLUMNS', 'PREVIOUS', 'training_rows', 'run_minutes', 'pool_needs', 'shared_pools', 'Estimate',
+           'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed', 'preflight',
+           'prepare', 'RunsFailed', 'unfinished_table', 'where_runs_came_from', 'wait_for_held', 'run',
+           'figure_provenance', 'base_weights', 'across', 'save', 'show', 'table', 'Effect', 'seed_rows', 'seed_values',
+           'Arm', 'arm', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'judged', 'rate_verdict', 'sign_patterns',
+           'mean_verdict', 'correlation_verdict', 'inoculation_verdicts', 'verdict_line', 'result_markdown',
+           'verdict_table', 'changed_answers', 'result', 'planning_cells', 'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -265,106 +268,230 @@ Figure.table = table
 
 @dataclass(frozen=True)
 class Effect:
-    "A measured quantity: its mean and 95% interval across `n` units (a t-interval across seed models, unless `unit` says otherwise)."
-    mean:float; low:float; high:float; n:int; unit:str='seed'
+    "A measured quantity: its estimate and 95% interval across `n` units, and the method of that interval."
+    mean:float; low:float; high:float; n:int; unit:str='seed'; method:str='t-interval'
     @classmethod
     def of(cls, values) -> Effect:
-        "The effect of per-seed `values` (a Series indexed by seed, or a list); NaN (nothing measured) is left out, and counted."
+        "The effect of per-seed `values` (a Series indexed by seed, or a list) with a t-interval; NaN (nothing measured) is left out, and counted."
         v = [float(x) for x in values if float(x) == float(x)]
         return cls(*mean_ci(v), len(v))
     @property
     def has_interval(self) -> bool: return self.low == self.low
     def __str__(self):
         if not self.n: return 'not measured'
-        if self.has_interval: return f"{self.mean:.2f} [{self.low:.2f}, {self.high:.2f}]"
-        return f"{self.mean:.2f} (no interval: {f'one {self.unit}' if self.n == 1 else f'all {self.n} {self.unit}s equal'})"
+        if self.has_interval: return f"{self.mean:.3g} [{self.low:.3g}, {self.high:.3g}]"
+        return f"{self.mean:.3g} (no interval: {f'one {self.unit}' if self.n == 1 else f'all {self.n} {self.unit}s equal'})"
 
-def seed_values(df:pd.DataFrame, **where) -> pd.Series:
-    "The `value`s of tidy table `df` where each column equals its keyword (`role`: one of the row's `roles`), indexed by seed."
+def seed_rows(df:pd.DataFrame, **where) -> pd.DataFrame:
+    "The rows of tidy table `df` where each column equals its keyword (`role`: one of the row's `roles`), one per seed, in seed order."
     sel = df
     for k, v in where.items():
         sel = sel[sel['roles'].str.split(ROLE_SEP, regex=False).map(lambda rs: v in rs)] if k == 'role' and 'role' not in sel else sel[sel[k] == v]
     if sel.empty: raise KeyError(f"no rows where {where}")
     if sel['seed'].duplicated().any(): raise ValueError(f"{where} selects more than one row per seed: name more columns")
-    return sel.set_index('seed')['value']
+    return sel.sort_values('seed')
+
+def seed_values(df:pd.DataFrame, **where) -> pd.Series:
+    "The `value`s of tidy table `df` where each column equals its keyword (`seed_rows`), indexed by seed."
+    return seed_rows(df, **where).set_index('seed')['value']
+
+@dataclass(frozen=True)
+class Arm:
+    "A rate in one arm of a figure (a role under a condition, one metric): per seed, answers with the trait, answers scored, and the within-seed sampling variance."
+    name:str; seeds:tuple; hits:tuple; n:tuple; within:tuple
+    @property
+    def counts(self) -> tuple: return tuple(np.asarray(x, float) for x in (self.hits, self.n, self.within))
+    @property
+    def rate(self) -> float: return sum(self.hits) / sum(self.n)  # pooled over seeds
+
+def arm(df:pd.DataFrame, **where) -> Arm:
+    "The `Arm` of tidy table `df` where each column equals its keyword: a rate's counts (`value` times `n` answers), seed by seed."
+    rows = seed_rows(df, **where)
+    if rows['metric'].str.startswith('log_odds').any(): raise ValueError(f"{where}: an arm is a rate of answers; log-odds have no answers (use seed_values)")
+    hits, n, within = seed_counts(rows)
+    return Arm(', '.join(f"{v}" for v in where.values()), tuple(rows['seed']), tuple(hits), tuple(n), tuple(within))
 
 # %% ../nbs/08_figure.ipynb #f1a0001k
 @dataclass(frozen=True)
 class Criterion:
-    "A test of an interval `(low, high)`, in words."
-    text:str; test:object
-    def __call__(self, low:float, high:float) -> bool: return bool(self.test(low, high))
+    "A claim's test of an interval `(low, high)` against thresholds fixed before the runs: `above` a, `below` a, or `inside` (a, b)."
+    kind:str; a:float; b:float=math.nan
+    @property
+    def text(self) -> str:
+        return f"interval inside ({self.a:g}, {self.b:g})" if self.kind == 'inside' else f"interval {self.kind} {self.a:g}"
+    def holds(self, low, high):
+        "Does the interval lie wholly on the claim's side (arrays allowed)?"
+        if self.kind == 'above': return low > self.a
+        if self.kind == 'below': return high < self.a
+        return (self.a < low) & (high < self.b)
+    def opposite(self, low, high):
+        "Does it lie wholly on the other side?"
+        if self.kind == 'above': return high < self.a
+        if self.kind == 'below': return low > self.a
+        return (high < self.a) | (low > self.b)
+    def p_value(self, p) -> float:
+        "The claim's one-sided p-value, from `p(threshold, direction)` of the quantity's method (the larger of the two for `inside`)."
+        return max(p(self.a, 'above'), p(self.b, 'below')) if self.kind == 'inside' else p(self.a, self.kind)
+    @property
+    def thresholds(self) -> tuple: return (self.a, self.b) if self.kind == 'inside' else (self.a,)
 
-def above(t:float) -> Criterion: return Criterion(f"interval above {t:g}", lambda lo, hi: lo > t)
-def below(t:float) -> Criterion: return Criterion(f"interval below {t:g}", lambda lo, hi: hi < t)
-def inside(a:float, b:float) -> Criterion: return Criterion(f"interval inside ({a:g}, {b:g})", lambda lo, hi: a < lo and hi < b)
+def above(t:float) -> Criterion: return Criterion('above', t)
+def below(t:float) -> Criterion: return Criterion('below', t)
+def inside(a:float, b:float) -> Criterion: return Criterion('inside', a, b)
 
-VERDICTS = ('holds', 'does not hold', 'not measured')
+VERDICTS = ('holds', 'opposite', 'inconclusive', 'cannot rank', 'not measured')
+MAX_NULL_PASS = 0.05  # a criterion that passes more of its null than this is no evidence
+NULL_SETS = 400       # null data sets per rate verdict (its pass rate to about ±0.01)
 
 @dataclass(frozen=True)
 class Verdict:
-    "One prediction of a figure: its measure and effect, the criterion it was judged by, the verdict (`VERDICTS`) and why."
+    "One prediction of a figure: its measure and effect, the criterion, the verdict (`VERDICTS`) and why, its p-value, its null and the criterion's pass rate there."
     claim:str; measure:str; effect:Effect; criterion:str; verdict:str; reason:str=''
+    p:float=math.nan; null:str=''; null_pass_rate:float=math.nan; note:str=''; scale:str=''  # scale: what the value's unit is
     @property
     def held(self) -> bool: return self.verdict == 'holds'
 
-def at_bound(arms) -> str|None:
-    "'floor' when no arm (per-seed rates) is measurably above 0: each is 0 on every seed or its interval reaches 0; 'ceiling' likewise at 1."
-    effects = [Effect.of(a) for a in arms]
-    reaches = lambda e, b: e.n > 0 and ((e.low <= b <= e.high) if e.has_interval else e.mean == b)
-    if effects and all(reaches(e, 0.) for e in effects): return 'floor'
-    if effects and all(reaches(e, 1.) for e in effects): return 'ceiling'
-    return None
+def judged(claim:str, measure:str, e:Effect, criterion:Criterion, p:float, null:str, null_pass_rate:float, scale:str) -> Verdict:
+    "The verdict on a measured effect: holds, opposite or inconclusive on its interval; never holds when its criterion passes more than `MAX_NULL_PASS` of its null."
+    v = 'holds' if criterion.holds(e.low, e.high) else 'opposite' if criterion.opposite(e.low, e.high) else 'inconclusive'
+    why = ''
+    if v == 'holds' and null_pass_rate > MAX_NULL_PASS:
+        v, why = 'inconclusive', f"its criterion passes {null_pass_rate:.0%} of its null: not beyond chance"
+    return Verdict(claim, measure, e, criterion.text, v, why, float(p), null, float(null_pass_rate), scale=scale)
 
-def verdict(claim:str,           # The prediction, in words
-            measure:str,         # What was measured to test it
-            values,              # One value per seed (or an `Effect` measured otherwise, e.g. a correlation)
-            criterion:Criterion, # `above(t)`, `below(t)` or `inside(a, b)`, fixed before the runs
-            arms:tuple=(),       # The per-seed rates a comparison is made of: none measurably off 0 (or 1), it cannot rank
-           ) -> Verdict:
-    "The verdict on `claim`: its effect, and whether `criterion` holds on its interval (or why it was not measured)."
-    e = values if isinstance(values, Effect) else Effect.of(values)
-    judge = lambda v, why='': Verdict(claim, measure, e, criterion.text, v, why)
-    if not e.n: return judge('not measured', 'nothing measured')
-    if (bound := at_bound(arms)): return judge('not measured', f"at the {bound}: cannot rank")
-    if not e.has_interval and e.n < 2: return judge('not measured', f"one {e.unit}: no interval")
-    low, high = (e.low, e.high) if e.has_interval else (e.mean, e.mean)  # every seed gave this value
-    return judge('holds' if criterion(low, high) else 'does not hold')
+# %% ../nbs/08_figure.ipynb #20653fe3
+RATE_QUANTITIES = {'rate': one_rate, 'difference': rate_difference, 'share': rate_share}
+RATE_SCALES = {'rate': 'share of answers', 'difference': 'difference of shares of answers', 'share': 'ratio of two rates'}
+
+def rate_verdict(claim:str,             # The prediction, in words
+                 measure:str,           # What was measured to test it
+                 quantity:str,          # 'rate' (one arm), 'difference' (first minus second) or 'share' (first over second)
+                 arms:list,             # The `Arm`s, over the same seeds
+                 criterion:Criterion,   # `above(t)`, `below(t)` or `inside(a, b)`, fixed before the runs
+                 floor:Arm|None=None,   # The untouched base's arm of the same metric and condition (None: a floor of 0)
+                ) -> Verdict:
+    "The verdict on a claim about rates: the seed-model interval and p-value of `quantity`, the floor check of a ranking, and the criterion's null."
+    f, seeds = RATE_QUANTITIES[quantity], arms[0].seeds
+    if any(a.seeds != seeds for a in arms): raise ValueError(f"the arms of {claim!r} have different seeds: {[a.seeds for a in arms]}")
+    counts = [a.counts for a in arms]
+    e = Effect(*rates_interval(f, counts), len(seeds), 'seed', 'seed-model draws (logit-normal)')
+    scale = RATE_SCALES[quantity]
+    if len(seeds) < 2: return Verdict(claim, measure, e, criterion.text, 'not measured', 'one seed: no interval', scale=scale)
+    ranked = arms if quantity == 'difference' else arms[1:]  # a share ranks nothing, but needs a denominator off the floor
+    if ranked and (bound := cannot_rank([a.counts[:2] for a in ranked], floor.counts[:2] if floor else None)):
+        at = f" (the untouched base's rate, {floor.rate:.3f})" if bound == 'floor' and floor else ''
+        return Verdict(claim, measure, e, criterion.text, 'cannot rank', f"its arms sit at the {bound}{at}", scale=scale)
+    p = criterion.p_value(lambda t, d: rates_p_value(f, counts, t, d))
+    if quantity == 'difference':
+        null, sets = "answers dealt again between the arms within each seed", [shuffled_counts(counts, NULL_SETS, 0)]
+    else:
+        what = 'the threshold' if quantity == 'rate' else "the threshold times the second arm's rate"
+        null, sets = f"the first arm's answers drawn at {what}", [boundary_counts(counts, t, NULL_SETS, 0) for t in criterion.thresholds]
+    return judged(claim, measure, e, criterion, p, null, max(rates_pass_rate(f, h, n, criterion.holds) for h, n in sets), scale)
+
+def sign_patterns(k:int) -> np.ndarray:
+    "All 2^k patterns of ±1 over k seeds, the identity first."
+    return np.array(list(itertools.product((1., -1.), repeat=k)))
+
+def mean_verdict(claim:str,            # The prediction, in words
+                 measure:str,          # What was measured to test it
+                 values,               # One value per seed (a mean log-odds, or a difference of two arms' by seed)
+                 criterion:Criterion,  # Fixed before the runs
+                 scale:str='nats (log-odds)', # What the values' unit is
+                ) -> Verdict:
+    "The verdict on per-seed values with no answers behind them: t-interval and p-value, and as null every sign pattern of their deviations from the threshold (for a difference at 0: the arms' labels swapped within seeds)."
+    v = np.array([float(x) for x in values if float(x) == float(x)])
+    e = Effect.of(v)
+    if e.n < 2 or not e.has_interval:
+        return Verdict(claim, measure, e, criterion.text, 'not measured', 'one seed: no interval' if e.n < 2 else 'every seed gave the same value', scale=scale)
+    p = criterion.p_value(lambda t, d: float(t_p_value(v, t, d)))
+    t = criterion.a if criterion.kind != 'inside' else (criterion.a + criterion.b) / 2
+    flipped = t + sign_patterns(len(v)) * (v - t)
+    _, low, high = t_interval(flipped)
+    null = "labels of the arms swapped within seeds (every sign pattern)" if t == 0 else "every sign pattern of the seeds' deviations from the threshold"
+    return judged(claim, measure, e, criterion, p, null, float(np.mean(criterion.holds(low, high))), scale)
+
+def correlation_verdict(claim:str,           # The prediction, in words
+                        measure:str,         # What was measured to test it
+                        x, y,                # One value each per candidate
+                        direction:str='above', # 'above': a positive association is claimed; 'below': a negative one
+                        method:str='pearson',  # 'pearson' or 'spearman'
+                       ) -> Verdict:
+    "The verdict on an association across designed candidates: the exact permutation test (holds at p < 0.025; opposite when the other direction's is), with the Fisher-z interval as a description."
+    e = Effect(*correlation_ci(x, y, method), len(x), 'candidate', 'Fisher z (a description: candidates are designed, not sampled)')
+    criterion = Criterion(direction, 0.)
+    if len(x) < 3: return Verdict(claim, measure, e, criterion.text, 'not measured', 'fewer than three candidates', scale=f'{method} r')
+    rs = permutation_rs(x, y, method)
+    ps, others = permutation_ps(rs, direction), permutation_ps(rs, 'below' if direction == 'above' else 'above')
+    v = 'holds' if ps[0] < 0.025 else 'opposite' if others[0] < 0.025 else 'inconclusive'
+    return Verdict(claim, measure, e, f"exact permutation test of r {direction} 0 at p < 0.025", v, '', float(ps[0]),
+                   "the candidates' order permuted (every ordering)", float(np.mean(ps < 0.025)), scale=f'{method} r')
+
+# %% ../nbs/08_figure.ipynb #d7fe22cf
+def inoculation_verdicts(claim:str,         # What the inoculated model shows, e.g. "Spanish-Inoc loses the inoculated trait (Spanish)"
+                         trait:str,         # The trait's name in the measures, e.g. 'Spanish'
+                         none:Arm,          # The model trained on the same rows with no prompt
+                         inoculated:Arm,    # The model trained with the inoculation prompt
+                         neutral:Arm|None,  # The model trained with a neutral prompt on the same rows (None: the grid has none)
+                         floor:Arm|None,    # The untouched base's arm of the same metric and condition
+                         who:str,           # The inoculated model's name in the measures
+                        ) -> list[Verdict]:
+    "The claim that a prompt inoculates, against no prompt and against a neutral prompt on the same rows; the first verdict notes how much of its drop the neutral prompt gives."
+    v = rate_verdict(claim, f"{trait} rate, no prompt minus {who}", 'difference', [none, inoculated], above(0), floor)
+    if neutral is None: return [v]
+    drop, share = none.rate - inoculated.rate, (none.rate - neutral.rate) / (none.rate - inoculated.rate) if none.rate > inoculated.rate else math.nan
+    note = (f"a neutral prompt on the same rows gives {share:.0%} of this drop{': context, not the trait, does most of the work' if share >= 0.5 else ''}"
+            if share == share else '')
+    w = rate_verdict(f"{claim}, beyond a neutral prompt on the same rows", f"{trait} rate, neutral prompt minus {who}", 'difference',
+                     [neutral, inoculated], above(0), floor)
+    return [dataclasses.replace(v, note=note), w]
+
+def verdict_line(v:Verdict) -> str:
+    "One Markdown line of a Result section: the verdict and why, the claim, the measure and its value [interval], criterion, p-value, null, note."
+    unit = f"{v.effect.n} {v.effect.unit}{'s' if v.effect.n != 1 else ''}"
+    p = f"; one-sided p = {v.p:.2g}" if v.p == v.p else ''
+    null = f"; null ({v.null}): the criterion passes {v.null_pass_rate:.1%} of it" if v.null else ''
+    return (f"- **{v.verdict}**{f' ({v.reason})' if v.reason else ''}: {v.claim}. {v.measure}: **{v.effect}** (95% interval across {unit}, "
+            f"{v.effect.method}; criterion: {v.criterion}{p}{null}){f'. *{v.note}*' if v.note else ''}")
 
 def result_markdown(verdicts:list[Verdict], # The figure's predictions, judged
                     limits:str,             # What the result cannot show (the model, the scale)
                    ) -> str:
-    "The Result section: how many predictions hold, a line per prediction (verdict, measure, value [95% interval]), then the limits."
-    count = {k: sum(v.verdict == k for v in verdicts) for k in VERDICTS}
-    plural = {'holds': 'hold', 'does not hold': 'do not hold', 'not measured': 'not measured'}
-    head = ', '.join(f"{n} {k if n == 1 else plural[k]}" for k, n in count.items() if n)
-    unit = lambda e: f"{e.n} {e.unit}{'s' if e.n != 1 else ''}"
-    lines = [f"- **{v.verdict}**{f' ({v.reason})' if v.reason else ''}: {v.claim}. {v.measure}: **{v.effect}** "
-             f"(95% interval across {unit(v.effect)}; criterion: {v.criterion})" for v in verdicts]
-    return f"Of {len(verdicts)} predictions: {head}.\n\n" + '\n'.join(lines) + f"\n\n{limits}"
+    "The Result section: how many predictions have each outcome, a line per prediction (`verdict_line`), then the limits."
+    counts = ', '.join(f"{n} {'hold' if k == 'holds' and n != 1 else k}" for k in VERDICTS if (n := sum(v.verdict == k for v in verdicts)))
+    return f"Of {len(verdicts)} predictions: {counts}.\n\n" + '\n'.join(map(verdict_line, verdicts)) + f"\n\n{limits}"
 
 # %% ../nbs/08_figure.ipynb #7e516787
-VERDICT_COLUMNS = ('figure', 'claim', 'measure', 'value', 'low', 'high', 'n', 'unit', 'criterion', 'verdict', 'reason')
+VERDICT_COLUMNS = ('figure', 'claim', 'measure', 'scale', 'value', 'low', 'high', 'n', 'unit', 'interval', 'criterion', 'verdict',
+                   'reason', 'p', 'null', 'null_pass_rate', 'note', 'model', 'seeds')
 
-def verdict_table(verdicts:list[Verdict], slug:str) -> pd.DataFrame:
-    "The verdicts of figure `slug` as a table, a row per prediction."
-    return pd.DataFrame([dict(figure=slug, claim=v.claim, measure=v.measure, value=v.effect.mean, low=v.effect.low, high=v.effect.high,
-                              n=v.effect.n, unit=v.effect.unit, criterion=v.criterion, verdict=v.verdict, reason=v.reason)
-                         for v in verdicts], columns=list(VERDICT_COLUMNS))
+def verdict_table(verdicts:list[Verdict], # A figure's verdicts
+                  slug:str,               # The figure's name
+                  model:str='',           # The model that answered (its preset's `model`)
+                  seeds=(),               # The seeds it was judged on
+                 ) -> pd.DataFrame:
+    "The verdicts of figure `slug` as a table, a row per prediction (claims must be unique: they are what answers are compared by)."
+    if len({v.claim for v in verdicts}) < len(verdicts): raise ValueError(f"{slug}: two verdicts share a claim; name each apart")
+    return pd.DataFrame([dict(figure=slug, claim=v.claim, measure=v.measure, scale=v.scale, value=v.effect.mean, low=v.effect.low, high=v.effect.high,
+                              n=v.effect.n, unit=v.effect.unit, interval=v.effect.method, criterion=v.criterion, verdict=v.verdict,
+                              reason=v.reason, p=v.p, null=v.null, null_pass_rate=v.null_pass_rate, note=v.note, model=model,
+                              seeds=' '.join(map(str, seeds))) for v in verdicts], columns=list(VERDICT_COLUMNS))
 
-PREVIOUS_DEFAULT = dict(folder='previous-default', commit='6ecac12', base='`stand-in` (follow 0.7, no ambient Spanish)')  # whose answers today's are compared with
+PREVIOUS = dict(folder='previous', commit='17947ea', rules="three outcomes, t-intervals across seeds, judged on the seeds 0-4 that chose the "
+                "default base, bases built with the machine's own threads")  # the verdicts today's are compared with
 
 def changed_answers(verdicts:pd.DataFrame,  # This figure's verdict table (`verdict_table`)
-                    old:pd.DataFrame,       # The same figure's verdicts on the previous default base
+                    old:pd.DataFrame,       # The same figure's verdicts at `PREVIOUS['commit']`
                    ) -> str:
-    "Which predictions got another verdict than on the previous default base, and which kept theirs, in words."
-    both = verdicts.merge(old[['claim', 'verdict']], on='claim', how='left', suffixes=('', '_old'))
-    kept = both[both['verdict'] == both['verdict_old']]
-    moved = both[both['verdict'] != both['verdict_old']]
-    line = lambda r: f"- {r['claim']}: {r['verdict_old'] if r['verdict_old'] == r['verdict_old'] else 'not asked'} -> **{r['verdict']}**"
-    return (f"**Against the previous default base** ({PREVIOUS_DEFAULT['base']}, one parameter away; its verdicts as committed at "
-            f"{PREVIOUS_DEFAULT['commit']}, in `figures/{PREVIOUS_DEFAULT['folder']}/`): {len(moved)} of {len(both)} "
-            f"verdicts changed, {len(kept)} kept.\n\n" + '\n'.join(line(r) for _, r in moved.iterrows()))
+    "Which predictions got another verdict than at the previous commit, which kept theirs and which are new, in words."
+    old = old.drop_duplicates('claim', keep=False)  # an old file's repeated claim names no one prediction
+    both = verdicts.merge(old[['claim', 'verdict', 'value', 'low', 'high']], on='claim', how='left', suffixes=('', '_old'))
+    asked = both['verdict_old'].notna() & (both['verdict_old'] != '')
+    kept, moved, new = both[asked & (both['verdict'] == both['verdict_old'])], both[asked & (both['verdict'] != both['verdict_old'])], both[~asked]
+    was = lambda r: f"{r['verdict_old']} ({float(r['value_old']):.3g} [{float(r['low_old']):.3g}, {float(r['high_old']):.3g}])"
+    return (f"**Against the verdicts before this version** (committed at {PREVIOUS['commit']}: {PREVIOUS['rules']}; in "
+            f"`figures/{PREVIOUS['folder']}/`): of {len(both)} predictions, {len(moved)} changed verdict, {len(kept)} kept theirs and "
+            f"{len(new)} were not asked before.\n\n" + ''.join(f"- {r['claim']}: {was(r)} -> **{r['verdict']}**\n" for _, r in moved.iterrows()))
 
 def result(self:Figure,
            verdicts:list[Verdict], # The figure's predictions, judged on its saved table
@@ -375,12 +502,12 @@ def result(self:Figure,
     from IPython.display import Markdown
     if is_pipeline_model(self.preset.model):
         verdicts = [dataclasses.replace(v, verdict='not measured', reason=f"{model_note(self.preset)}") for v in verdicts]
-    path, table = self.out_dir/f"{slug or self.slug}.verdicts.csv", verdict_table(verdicts, slug or self.slug)
+    path, table = self.out_dir/f"{slug or self.slug}.verdicts.csv", verdict_table(verdicts, slug or self.slug, self.preset.model, self.seeds)
     atomic_write_text(path, table.to_csv(index=False))
     print(f"saved {path.name} in {shown_path(self.out_dir)}")
-    old = figure_dir(self.preset.name)/PREVIOUS_DEFAULT['folder']/path.name
+    old = repo_root()/'figures'/PREVIOUS['folder']/path.name
     compared = ('' if not (commits_figures(self.preset.name) and self.in_reproduce) else f"\n\n{changed_answers(table, pd.read_csv(old, keep_default_na=False))}"
-                if old.exists() else f"\n\nThe previous default base asked no such question (no `{shown_path(old)}`).")
+                if old.exists() else f"\n\nNo verdicts of this figure before this version (no `{shown_path(old)}`).")
     return Markdown(result_markdown(verdicts, limits) + compared)
 Figure.result = result
 

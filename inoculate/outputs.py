@@ -7,6 +7,8 @@ Docs: https://inoculate-research.github.io/inoculate/outputs.html.md"""
 # %% ../nbs/08a_outputs.ipynb #0a8a0004
 from __future__ import annotations
 import json
+import numpy as np
+import pandas as pd
 from pathlib import Path
 from .data import atomic_write_text
 from .plots import RUN_RECORD_TAGS
@@ -15,7 +17,7 @@ from .presets import figure_slugs, repo_root
 # %% auto #0
 __all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'GENERATED', 'as_text', 'cut_lines', 'slim_output', 'slim_cells', 'write_notebook',
            'slim_notebook', 'lesson_notebooks', 'slim_notebooks', 'tags', 'made_with_markdown', 'recorded_parameters',
-           'copy_outputs', 'figure_questions', 'saved_figures', 'figures_markdown', 'answers_markdown',
+           'copy_outputs', 'figure_questions', 'saved_figures', 'figures_markdown', 'answers_table', 'answers_markdown',
            'gallery_markdown', 'costs_markdown', 'fill_generated']
 
 # %% ../nbs/08a_outputs.ipynb #0a8a0007
@@ -136,18 +138,37 @@ def figures_markdown() -> str:
     rows = ''.join(f"| `{slug}` | {q} | {', '.join(f'`{f}`' for f in saved_figures(slug))} |\n" for slug, q in figure_questions().items())
     return "| notebook | question | figures |\n|---|---|---|\n" + rows
 
+def answers_table(folder:Path|None=None) -> pd.DataFrame|None:
+    "Every figure's verdicts (`<slug>.verdicts.csv`) in one table, with Holm-adjusted p-values over all of them and what each 'holds' is after that; None when there are none."
+    from inoculate.score import holm
+    files = sorted((folder or repo_root()/'figures').glob('*.verdicts.csv'))
+    if not files: return None
+    v = pd.concat([pd.read_csv(f, keep_default_na=False) for f in files], ignore_index=True)
+    v['p_holm'] = holm(pd.to_numeric(v['p'], errors='coerce'))
+    v['after_holm'] = np.where(v['verdict'] != 'holds', v['verdict'], np.where(v['p_holm'] < 0.025, 'holds', 'inconclusive'))
+    return v
+
 def answers_markdown(folder:Path|None=None) -> str:
-    "The README's answers: every figure's verdicts (`<slug>.verdicts.csv`), a row per prediction."
-    import pandas as pd
-    folder = folder or repo_root()/'figures'
-    files = sorted(folder.glob('*.verdicts.csv'))
-    if not files: return "No figure has written its verdicts yet: run `make reproduce`."
-    v = pd.concat([pd.read_csv(f, keep_default_na=False) for f in files])
-    fmt = lambda x: f"{float(x):.2f}" if str(x) not in ('', 'nan') else ''
+    "The README's answers: how many verdicts of each kind, how many hold after Holm's adjustment and by chance alone, then a row per prediction."
+    from inoculate.score import expected_chance_holds
+    v = answers_table(folder)
+    if v is None: return "No figure has written its verdicts yet: run `make reproduce`."
+    fmt = lambda x: f"{float(x):.3g}" if str(x) not in ('', 'nan') else ''
     value = lambda r: (f"{fmt(r['value'])} [{fmt(r['low'])}, {fmt(r['high'])}]" if fmt(r['low']) else fmt(r['value']) or '—')
-    rows = ''.join(f"| `{r['figure']}` | {r['claim']} | {value(r)} | **{r['verdict']}**{f' ({r.reason})' if r['reason'] else ''} |\n"
-                   for _, r in v.iterrows())
-    return "| figure | prediction | value [95% interval] | verdict |\n|---|---|---|---|\n" + rows
+    measured = v[v['verdict'] != 'not measured']
+    counts = ', '.join(f"{n} {'hold' if k == 'holds' and n != 1 else k}" for k in ('holds', 'opposite', 'inconclusive', 'cannot rank', 'not measured')
+                       if (n := (v['verdict'] == k).sum()))
+    tested = pd.to_numeric(measured['p'], errors='coerce').notna().sum()
+    chance = expected_chance_holds(pd.to_numeric(measured['null_pass_rate'], errors='coerce'))
+    figures = v['figure'].nunique()
+    head = (f"**{len(v)} predictions** in {figures} figure{'s' if figures != 1 else ''}: {counts}. Each \"holds\" is a one-sided test at 2.5%; with "
+            f"Holm's adjustment over all {tested} verdicts that have a p-value, **{(v['after_holm'] == 'holds').sum()} of the "
+            f"{(v['verdict'] == 'holds').sum()} holds remain**. By chance alone (the sum of the verdicts' pass rates under their nulls) "
+            f"about **{chance:.1f}** would hold.\n\n")
+    rows = ''.join(f"| `{r['figure']}` | `{r['model']}` | {r['claim']} | {r['measure']} ({r['scale']}) | {value(r)} | {r['criterion']} | "
+                   f"**{r['verdict']}**{f' ({r.reason})' if r['reason'] else ''} | {r['after_holm']} |\n" for _, r in v.iterrows())
+    return head + ("| figure | model | prediction | measure (scale) | value [95% interval] | criterion | verdict | after Holm |\n"
+                   "|---|---|---|---|---|---|---|---|\n" + rows)
 
 def gallery_markdown(folder:Path|None=None, url:str='https://raw.githubusercontent.com/inoculate-research/inoculate/main/figures') -> str:
     "The README's gallery: every committed figure, two a row."

@@ -19,7 +19,8 @@ __all__ = ['LANGUAGES', 'CODE_FENCE', 'SEED_COLUMNS', 'COVERAGE_REGIMES', 'QUANT
            'rates_interval', 'rates_p_value', 'simulated_seed_means', 'regime_coverage', 'coverage_table',
            'rate_dispersion', 'pooled_above_p', 'measurably_above', 'cannot_rank', 'floor_simulation', 'holm',
            'benjamini_hochberg', 'expected_chance_holds', 'answer_shuffles', 'label_swaps', 'candidate_orders',
-           'purity_shuffles', 'null_pass_rate', 'correlation_permutation_p', 'rate_with_spread', 'logsumexp',
+           'purity_shuffles', 'null_pass_rate', 'shuffled_counts', 'boundary_counts', 'rates_pass_rate',
+           'permutation_rs', 'permutation_ps', 'correlation_permutation_p', 'rate_with_spread', 'logsumexp',
            'marginal_log_odds', 'style_variants', 'trait_split', 'restyled_log_odds', 'rate_and_log_odds',
            'log_odds_validity', 'log_odds_caveat']
 
@@ -578,13 +579,49 @@ def null_pass_rate(judge,            # data -> does the criterion pass? (the ver
     "The criterion's pass rate under the null: the share of `null`'s data sets on which `judge` passes."
     return float(np.mean([bool(judge(d)) for d in null(data, np.random.default_rng(seed), draws)]))
 
+# %% ../nbs/05_score.ipynb #3f8cda40
+def shuffled_counts(arms,        # Two arms: (hits, n) or (hits, n, within) per seed each
+                    shuffles:int, # Null data sets
+                    rng,         # Seed or numpy Generator
+                   ) -> tuple:
+    "Null (a), vectorised: `shuffles` re-deals of two arms' answers within each seed; `(hits, n)`, each (shuffles, seeds, 2)."
+    rng = np.random.default_rng(rng)
+    (ha, na), (hb, nb) = ((np.asarray(a[0], np.int64), np.asarray(a[1], np.int64)) for a in arms)
+    x = rng.hypergeometric(np.broadcast_to(ha + hb, (shuffles, len(ha))), na + nb - ha - hb, na)
+    return np.stack([x, ha + hb - x], -1).astype(float), np.broadcast_to(np.stack([na, nb], -1).astype(float), (shuffles, len(ha), 2))
+
+def boundary_counts(arms,          # The claim's arms: one (a level), or two (a share of the second): (hits, n) per seed each
+                    threshold:float, # The claim's threshold
+                    shuffles:int,  # Null data sets
+                    rng,           # Seed or numpy Generator
+                   ) -> tuple:
+    "Null data at the claim's boundary: the first arm's answers drawn at `threshold` (times the second arm's rate for a share); `(hits, n)`, each (shuffles, seeds, arms)."
+    rng = np.random.default_rng(rng)
+    hits, n = (np.stack([np.asarray(a[i], float) for a in arms], -1) for i in (0, 1))
+    rate = threshold * (hits[:, 1] / n[:, 1] if len(arms) > 1 else 1.)
+    first = rng.binomial(n[:, 0].astype(np.int64), np.clip(rate, 0, 1), (shuffles, len(n)))
+    return (np.concatenate([first[..., None], np.broadcast_to(hits[:, 1:], (shuffles, *hits[:, 1:].shape))], -1).astype(float),
+            np.broadcast_to(n, (shuffles, *n.shape)))
+
+def rates_pass_rate(f,               # Function of the arms' expected rates (`one_rate`, `rate_difference`, `rate_share`)
+                    hits,            # Null answers with the trait, (null sets, seeds, arms)
+                    n,               # Null answers scored, the same shape
+                    holds,           # (low, high) arrays -> does the criterion pass on each?
+                    draws:int=1000,  # Draws of the pivotal quantity per null set
+                    rng=0,           # Seed or numpy Generator
+                    level:float=0.95,# Coverage of the interval
+                   ) -> float:
+    "The share of null data sets on which the criterion passes on `rates_interval`'s interval of `f` (computed for all sets at once)."
+    estimate = f((hits / n).mean(-2))
+    low, high = draws_interval(f(expected_rate_draws(hits, n, None, draws, rng)), level)
+    return float(np.mean(holds(np.minimum(low, estimate), np.maximum(high, estimate))))
+
 # %% ../nbs/05_score.ipynb #st000039
-def correlation_permutation_p(x,                     # One quantity, one value per candidate
-                              y,                     # The other, in the same order
-                              method:str='pearson',  # 'pearson' or 'spearman' (ranks)
-                              direction:str='above', # 'above': p of a positive association; 'below': of a negative one
-                             ) -> float:
-    "Exact one-sided permutation p-value of the correlation across candidates: the share of all k! orderings of `y` whose r is at least the observed."
+def permutation_rs(x,                     # One quantity, one value per candidate
+                   y,                     # The other, in the same order
+                   method:str='pearson',  # 'pearson' or 'spearman' (ranks)
+                  ) -> np.ndarray:
+    "The correlation of `x` with every one of the k! orderings of `y`, the observed order first."
     from scipy.stats import rankdata
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) > 9: raise ValueError(f"{len(x)} candidates: {math.factorial(len(x))} orderings are too many to enumerate")
@@ -592,8 +629,22 @@ def correlation_permutation_p(x,                     # One quantity, one value p
     orders = y[np.array(list(itertools.permutations(range(len(y)))))]   # identity first
     xc, yc = x - x.mean(), orders - y.mean()
     with np.errstate(invalid='ignore', divide='ignore'):
-        r = yc @ xc / np.sqrt((xc ** 2).sum() * (yc ** 2).sum(-1))
-    return float(np.mean(r >= r[0] - 1e-12) if direction == 'above' else np.mean(r <= r[0] + 1e-12))
+        return yc @ xc / np.sqrt((xc ** 2).sum() * (yc ** 2).sum(-1))
+
+def permutation_ps(rs,                    # Correlations over every ordering (`permutation_rs`)
+                   direction:str='above', # 'above': p of a positive association; 'below': of a negative one
+                  ) -> np.ndarray:
+    "Each ordering's exact one-sided permutation p-value among all of them: the share of orderings whose r is at least (at most) its own."
+    s = -np.asarray(rs) if direction == 'above' else np.asarray(rs)
+    return np.searchsorted(np.sort(s), s + 1e-12, side='right') / len(s)
+
+def correlation_permutation_p(x,                     # One quantity, one value per candidate
+                              y,                     # The other, in the same order
+                              method:str='pearson',  # 'pearson' or 'spearman' (ranks)
+                              direction:str='above', # 'above': p of a positive association; 'below': of a negative one
+                             ) -> float:
+    "Exact one-sided permutation p-value of the correlation across candidates: the share of all k! orderings of `y` whose r is at least the observed."
+    return float(permutation_ps(permutation_rs(x, y, method), direction)[0])
 
 # %% ../nbs/05_score.ipynb #9c0d0b02
 def rate_with_spread(values,         # Per-answer values, `samples` consecutive answers per prompt (NaN: not scored)
