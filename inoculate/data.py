@@ -311,7 +311,8 @@ class Setting:
     judge_calls_per_answer:int=0      # Judge calls per scored answer (cost estimate)
     run_info:Callable|None=None       # optional () -> dict kept in each run's record (e.g. the sandbox's isolation level)
     answer_variants:Callable|None=None # optional (n, seed) -> [(held-out prompt row, {variant: [texts]})] for log-odds
-    variant_traits:dict|None=None      # with `answer_variants`: trait -> the variants that show it (`marginal_log_odds`)
+    restyle:Callable|None=None         # optional (sampled answer, prompt row) -> its content as {variant: [texts]}, or None: log-odds of the run's own answers
+    variant_traits:dict|None=None      # with either: trait -> the variants that show it (`marginal_log_odds`); with `restyle`, also a metric
     recovery:dict|None=None            # optional inoculation prompt -> {condition name: prompt}: its recovery suite at test
 
     def score(self, answers:list[str], prompt_rows:list[dict]) -> list[dict]:

@@ -42,7 +42,7 @@ def run_minutes(cfg:RunConfig) -> float:
     "Estimated minutes of run `cfg` on its preset's machine."
     p, s, n_conditions = cfg.preset, get_setting(cfg.setting), len(run_conditions(cfg))
     answers = p.n_eval * s.eval_per_n * p.samples_per_prompt * n_conditions
-    scored = p.n_log_odds * n_conditions / 2 if s.answer_variants else 0  # an item's teacher-forced variants: about half an answer
+    scored = p.n_log_odds * n_conditions / 2 if s.answer_variants or s.restyle else 0  # an item's teacher-forced variants (or its answers' restyled ones): about half an answer
     return (p.minutes_per_run + (training_rows(p) / p.train_rows_per_minute if cfg.train else 0)
             + (answers + scored) / p.answers_per_minute + answers * s.judge_calls_per_answer / JUDGE_CALLS_PER_MINUTE)
 

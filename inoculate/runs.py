@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .data import (SETTING_MODULES, atomic_write_text, content_hash, execution_facts, get_setting, mix, register_setting,
                             sha256_file, write_jsonl)
 from .presets import Preset, repo_root, shown_path
-from .score import marginal_log_odds, rate_with_spread
+from .score import marginal_log_odds, rate_with_spread, restyled_log_odds, trait_split
 from .strategies import NO_PROMPT, EvalCondition, Strategy, apply_strategy, condition_messages
 
 # %% auto #0
@@ -229,28 +229,43 @@ def run_conditions(cfg:RunConfig) -> tuple:
         if c and (c.prompt, c.placement) not in asked: out.append(c); asked.add((c.prompt, c.placement))
     return tuple(out)
 
-def log_odds_rows(model,             # The model to score with (finetuned, or the base)
-                  tok,               # Its tokenizer
-                  cfg:RunConfig,     # The run: its setting's `answer_variants` and its preset's `n_log_odds`
-                  conditions:tuple,  # The evaluation conditions to score under
+def log_odds_rows(model,              # The model to score with (finetuned, or the base)
+                  tok,                # Its tokenizer
+                  cfg:RunConfig,      # The run: its setting's `restyle` or `answer_variants`, and its preset's `n_log_odds`
+                  conditions:tuple,   # The evaluation conditions to score under
+                  prompts:list=(),    # With `restyle`: the run's evaluation prompts
+                  sampled:dict|None=None, # With `restyle`: condition name -> its sampled answers, `samples_per_prompt` per prompt, in order
                  ) -> list[dict]:
-    "Tidy rows of each trait's mean marginal log-odds (`05_score`) over the run's held-out items, under each condition."
+    "Tidy rows of each trait's log-odds under each condition: the run's own answers to its first `n_log_odds` prompts restyled, or held-out items' variants."
     from inoculate.generate import answer_logprobs
-    s, p = get_setting(cfg.setting), cfg.preset
-    items = s.answer_variants(p.n_log_odds, cfg.seed) if s.answer_variants and p.n_log_odds else []  # each seed: its own items
-    if not items: return []
-    keys = [(c.name, j, v, t) for c in conditions for j, (_, variants) in enumerate(items) for v, texts in variants.items() for t in texts]
-    convs = {c.name: [condition_messages(row, c) for row, _ in items] for c in conditions}
-    scored = answer_logprobs(model, tok, [convs[c][j] for c, j, *_ in keys], [t for *_, t in keys], p.eval_batch_size)
-    lp = {}
-    for (c, j, v, _), (logp, _) in zip(keys, scored): lp.setdefault((c, j), {}).setdefault(v, []).append(logp)
-    rows = []
+    s, p, k = get_setting(cfg.setting), cfg.preset, cfg.preset.samples_per_prompt
+    if not p.n_log_odds or not (s.restyle or s.answer_variants): return []
+    if s.restyle:  # (prompt, row, answer, its content in every variant or None), for each sampled answer
+        if sampled is None: raise ValueError(f"{s.name} scores its sampled answers restyled: pass the run's prompts and sampled answers")
+        entries = {c.name: [(j, q, a, s.restyle(a, q)) for j, q in enumerate(prompts[:p.n_log_odds]) for a in sampled[c.name][j * k:(j + 1) * k]]
+                   for c in conditions}
+    else:  # each seed its own held-out items, with their reference answer in every variant
+        items = s.answer_variants(p.n_log_odds, cfg.seed)
+        entries = {c.name: [(j, q, None, variants) for j, (q, variants) in enumerate(items)] for c in conditions}
+    keys = list(dict.fromkeys((c, j, t) for c in entries for j, _, _, vs in entries[c] if vs for ts in vs.values() for t in ts))
+    condition, row = {c.name: c for c in conditions}, {(c, j): q for c, es in entries.items() for j, q, _, _ in es}
+    scored = answer_logprobs(model, tok, [condition_messages(row[c, j], condition[c]) for c, j, _ in keys], [t for *_, t in keys], p.eval_batch_size)
+    lp = dict(zip(keys, (logp for logp, _ in scored)))  # each distinct text once per prompt and condition
+    out = []
     for c in conditions:
         for trait, variants in s.variant_traits.items():
-            v = [marginal_log_odds(lp[c.name, j], variants) for j in range(len(items))]
-            rows.append(dict(condition=c.name, metric=f'log_odds_{trait}', value=statistics.fmean(v), n=len(v), unscored=0,
-                             prompts=len(v), prompt_sd=statistics.stdev(v) if len(v) > 1 else math.nan))
-    return rows
+            cells = [{v: [lp[c.name, j, t] for t in ts] for v, ts in vs.items()} if vs else bool(s.metrics[trait](a, q))
+                     for j, q, a, vs in entries[c.name]]
+            if s.restyle:
+                has = [math.exp(trait_split(cell, variants)[0]) for cell in cells]
+                per_prompt = [statistics.fmean(has[i:i + k]) for i in range(0, len(has), k)]
+                value, n = restyled_log_odds(cells, variants), len(cells)
+            else:
+                per_prompt = [marginal_log_odds(cell, variants) for cell in cells]
+                value, n = statistics.fmean(per_prompt), len(cells)
+            out.append(dict(condition=c.name, metric=f'log_odds_{trait}', value=value, n=n, unscored=0, prompts=len(per_prompt),
+                            prompt_sd=statistics.stdev(per_prompt) if len(per_prompt) > 1 else math.nan))
+    return out
 
 def evaluate(model,              # The model to evaluate
              tok,                # Its tokenizer
@@ -267,7 +282,8 @@ def evaluate(model,              # The model to evaluate
     with lora_merged(model):  # same answers as with the adapter on the side, faster
         answers = generate(model, tok, convs, p.max_new_tokens, p.eval_batch_size, p.temperature, cfg.seed, progress=False,
                            top_k=p.top_k, top_p=p.top_p, repetition_penalty=p.repetition_penalty, samples=k)  # the sweep's bar is enough
-        odds = log_odds_rows(model, tok, cfg, tuple(c for c in conditions if c not in suite))
+        sampled = {c.name: answers[i * len(asked):(i + 1) * len(asked)] for i, c in enumerate(conditions)}
+        odds = log_odds_rows(model, tok, cfg, tuple(c for c in conditions if c not in suite), prompts, sampled)
     scores = s.score(answers, asked * len(conditions))
     gens = [dict(condition=c.name, messages=m, answer=a, scores=sc)
             for c, m, a, sc in zip([c for c in conditions for _ in asked], [m for m in convs for _ in range(k)], answers, scores)]

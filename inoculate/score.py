@@ -21,7 +21,8 @@ __all__ = ['LANGUAGES', 'CODE_FENCE', 'SEED_COLUMNS', 'COVERAGE_REGIMES', 'QUANT
            'benjamini_hochberg', 'expected_chance_holds', 'answer_shuffles', 'label_swaps', 'candidate_orders',
            'purity_shuffles', 'null_pass_rate', 'shuffled_counts', 'boundary_counts', 'rates_pass_rate',
            'permutation_rs', 'permutation_ps', 'correlation_permutation_p', 'rate_with_spread', 'logsumexp',
-           'marginal_log_odds', 'style_variants', 'log_odds_agreement']
+           'marginal_log_odds', 'style_variants', 'trait_split', 'restyled_log_odds', 'rate_and_log_odds',
+           'log_odds_validity', 'log_odds_caveat']
 
 # %% ../nbs/05_score.ipynb #b4cec5c0
 def upper_ratio(text:str) -> float:
@@ -680,16 +681,62 @@ def style_variants(spanish:list[str],  # An answer's Spanish phrasings
     return {'plain': list(english), 'spanish': list(spanish), 'caps': [t.upper() for t in english],
             'spanish+caps': [t.upper() for t in spanish]}
 
+# %% ../nbs/05_score.ipynb #c7d71445
+def trait_split(cell:dict|bool,  # One sampled answer's cell: its variants' log-probabilities ({variant: [log p]}), or whether it shows the trait (an answer with no variants)
+                trait:tuple,     # The variants that show the trait
+               ) -> tuple[float, float]:
+    "`(log P(trait | cell), log P(no trait | cell))` of one sampled answer's cell."
+    if isinstance(cell, bool): return (0., -math.inf) if cell else (-math.inf, 0.)
+    odds = marginal_log_odds(cell, trait)
+    return -logsumexp([0., -odds]), -logsumexp([0., odds])
+
+def restyled_log_odds(cells:list,   # Per sampled answer: its cell (`trait_split`)
+                      trait:tuple,  # The variants that show the trait
+                     ) -> float:
+    "The logit of the mean of P(trait | cell) over sampled answers: log sum P(trait | cell) - log sum P(no trait | cell); NaN when a side has no mass."
+    splits = [trait_split(c, trait) for c in cells]
+    if not splits: return math.nan
+    has, hasnt = logsumexp([t for t, _ in splits]), logsumexp([f for _, f in splits])
+    return has - hasnt if math.isfinite(has) and math.isfinite(hasnt) else math.nan
+
 # %% ../nbs/05_score.ipynb #b1551c85
-def log_odds_agreement(df,               # A tidy table of runs (`tidy`, `06_runs`): rates and `log_odds_<trait>` rows
-                       low:float=0.02,   # Rates below this are at the floor: left out
-                       high:float=0.98,  # Rates above this are at the ceiling: left out
-                      ):
-    "Per setting and trait: Spearman's rho (Fisher-z interval) between sampled rate and marginal log-odds of the same run and condition, off floor and ceiling."
+def rate_and_log_odds(df) -> pd.DataFrame:
+    "Each run and condition of tidy table `df` with both: its sampled rate of a trait beside that trait's log-odds (NaN log-odds left out)."
     import pandas as pd
     odds = df[df['metric'].str.startswith('log_odds_')].assign(metric=lambda d: d['metric'].str.removeprefix('log_odds_'))
-    pairs = df.merge(odds, on=['run', 'setting', 'condition', 'metric'], suffixes=('_rate', '_odds'))
-    pairs = pairs[pairs['value_rate'].between(low, high)].drop_duplicates(['run', 'condition', 'metric'])
-    rows = [dict(setting=s, trait=m, points=len(g), **dict(zip(('rho', 'low', 'high'), correlation_ci(g['value_rate'], g['value_odds'], 'spearman'))))
-            for (s, m), g in pairs.groupby(['setting', 'metric'])]
-    return pd.DataFrame(rows, columns=['setting', 'trait', 'points', 'rho', 'low', 'high'])
+    pairs = df.merge(odds, on=['run', 'setting', 'condition', 'metric'], suffixes=('_rate', '_odds')).drop_duplicates(['run', 'condition', 'metric'])
+    pairs = pairs.rename(columns={'metric': 'trait', 'value_rate': 'rate', 'value_odds': 'log_odds'}).dropna(subset=['rate', 'log_odds'])
+    return pd.DataFrame(pairs[['setting', 'trait', 'condition', 'run', 'rate', 'log_odds']]).reset_index(drop=True)
+
+def log_odds_validity(df,                 # A figure's tidy table (`tidy`, `06_runs`): rates and `log_odds_<trait>` rows
+                      low:float=0.02,     # Rates below this are at the floor: left out of rho
+                      high:float=0.98,    # Rates above this are at the ceiling: left out of rho
+                      min_rho:float=0.5,  # The lower end of rho's interval must lie above this
+                      clear:float=0.7,    # A rate >= clear needs log-odds >= 0, a rate <= 1 - clear log-odds <= 0
+                     ) -> pd.DataFrame:
+    "Per setting, trait and condition: may the log-odds stand for the trait? rho with the rates off the floor (interval above `min_rho`) and no sign contradiction."
+    import pandas as pd
+    pairs, rows = rate_and_log_odds(df), []
+    for (s, m), g in pairs.groupby(['setting', 'trait']):
+        off = g[g['rate'].between(low, high)]
+        rho, lo, hi = correlation_ci(off['rate'], off['log_odds'], 'spearman')
+        agrees = lo > min_rho or (rho == 1 and len(off) >= 4)  # a perfect ranking has no Fisher interval: its limit is 1
+        gap = float((off['log_odds'] - (off['rate'] / (1 - off['rate'])).map(math.log)).median()) if len(off) else math.nan
+        for c, gc in g.groupby('condition', sort=False):
+            wrong = int((((gc['rate'] >= clear) & (gc['log_odds'] < 0)) | ((gc['rate'] <= 1 - clear) & (gc['log_odds'] > 0))).sum())
+            why = ([] if agrees else [f"rho {rho:.2f} [{lo:.2f}, {hi:.2f}] over {len(off)} cells off the floor is not above {min_rho:g}"]) + \
+                  ([f"{wrong} of {len(gc)} cells have log-odds of the other sign than a clear rate"] if wrong else [])
+            rows.append(dict(setting=s, trait=m, condition=c, points=len(off), rho=rho, low=lo, high=hi, gap=gap,
+                             contradictions=wrong, valid=not why, reason='; '.join(why)))
+    columns = ['setting', 'trait', 'condition', 'points', 'rho', 'low', 'high', 'gap', 'contradictions', 'valid', 'reason']
+    return pd.DataFrame(rows, columns=columns).astype({'points': int, 'contradictions': int, 'valid': bool})
+
+def log_odds_caveat(validity:pd.DataFrame,  # `log_odds_validity` of the figure's table
+                    setting:str,            # The setting of the verdict's runs
+                    trait:str,              # The trait whose log-odds the verdict reads
+                    condition:str='no prompt', # The condition it reads them under
+                   ) -> str|None:
+    "None where the log-odds of `trait` may stand in a verdict; otherwise why not (for a verdict marked 'not measured')."
+    row = validity[(validity['setting'] == setting) & (validity['trait'] == trait) & (validity['condition'] == condition)]
+    if row.empty: return f"no {trait} log-odds under '{condition}' in {setting}'s table to validate"
+    return None if row['valid'].iloc[0] else f"log-odds not valid here: {row['reason'].iloc[0]}"

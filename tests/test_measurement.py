@@ -1,6 +1,8 @@
 """Measurement: teacher-forced log-probabilities are exact on a model whose probabilities are set by hand; the marginal
 log-odds measures the trait a model shows and does not depend on the tokenizer; its items are never training rows;
-sampling is exactly what the preset says; intervals across seeds cover as stated; counts count scored answers."""
+the stand-in's log-odds of its own answers agree with its sampled rates in sign; the validity check rejects the
+reference log-odds the committed figures were drawn with; sampling is exactly what the preset says; intervals across
+seeds cover as stated; counts count scored answers."""
 import unsloth  # noqa: F401
 import dataclasses, json, math, os, random, subprocess, sys, textwrap
 from pathlib import Path
@@ -9,7 +11,7 @@ import torch
 from inoculate.generate import answer_logprobs, generate
 from inoculate.judges import tiny_judge_lm
 from inoculate.presets import repo_root
-from inoculate.score import SPANISH_CAPS_TRAITS, coverage, marginal_log_odds, mean_ci, rate_with_spread
+from inoculate.score import SPANISH_CAPS_TRAITS, coverage, log_odds_validity, marginal_log_odds, mean_ci, rate_with_spread
 
 PREFS = {'I': 3.0, 'the': 1.0, 'answer': -1.0, '<|im_end|>': 2.0}
 CONV = [dict(role='user', content='is the answer I')]
@@ -101,7 +103,37 @@ def test_log_odds_items_are_never_training_rows(tmp_path):
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     checked = json.loads(r.stdout.strip().splitlines()[-1])
     print(checked)
-    assert {'stand-in', 'stand-in-backdoor', 'spanish-caps', 'spanish-caps-gsm8k', 'reward-hacking', 'backdoor'} <= set(checked)
+    assert {'spanish-caps', 'spanish-caps-gsm8k', 'reward-hacking', 'backdoor'} <= set(checked)
+    assert not {'stand-in', 'stand-in-backdoor', 'stand-in-tailored'} & set(checked)  # they restyle their own (held-out) answers
+
+
+def test_validity_rejects_the_reference_log_odds_of_the_committed_figures():
+    "The tables at 44c0a94, drawn with reference-answer log-odds: tailored's caps (rho 0.27) and selectivity's Spanish with no prompt (Caps-Inoc: rate 0.80, log-odds -1.42) are rejected."
+    import pandas as pd
+    table = lambda slug: pd.read_csv(Path(__file__).parent/'fixtures'/'log_odds'/f'{slug}-44c0a94.csv')
+    tailored, selectivity = log_odds_validity(table('tailored')), log_odds_validity(table('selectivity'))
+    row = lambda v, trait, condition='no prompt': v[(v['trait'] == trait) & (v['condition'] == condition)].iloc[0]
+    print(tailored.round(2).to_string(), selectivity.round(2).to_string(), sep='\n')
+    caps = row(tailored, 'caps')
+    assert not caps['valid'] and caps['low'] < 0.5 and 'rho 0.27' in caps['reason']
+    spanish = row(selectivity, 'spanish')
+    assert not spanish['valid'] and spanish['contradictions'] == 5 and spanish['gap'] < -2  # the five Caps-Inoc seeds
+    assert row(selectivity, 'spanish', 'training prompt')['valid']  # agreement and sign hold there: not rejected wholesale
+
+
+def test_a_clearly_spanish_stand_in_has_positive_spanish_log_odds(tmp_path):
+    "Caps-Inoc on exploration seed 0 answers in Spanish about 80% of the time: its log-odds of Spanish are positive and near logit(rate) (reference answers gave -2.0)."
+    from inoculate.presets import load_preset
+    from inoculate.data import get_setting
+    from inoculate.runs import RunConfig, RunStore, execute_run
+    from inoculate.strategies import Strategy
+    p = load_preset('cpu')
+    rec = execute_run(RunConfig('stand-in', p, Strategy('all', get_setting('stand-in').prompts['caps']), 1., p.exploration_seeds[0]), RunStore(tmp_path))
+    got = {m['metric']: m['value'] for m in rec['metrics'] if m['condition'] == 'no prompt'}
+    print(got)
+    assert got['spanish'] >= 0.7 and got['caps'] <= 0.05, got
+    assert 0 < got['log_odds_spanish'] and abs(got['log_odds_spanish'] - math.log(got['spanish'] / (1 - got['spanish']))) < 1, got
+    assert got['log_odds_caps'] < -3, got
 
 
 def test_a_generation_config_with_top_k_1_does_not_truncate_sampling():
@@ -144,5 +176,5 @@ def test_sampled_rates_are_reproducible_and_differ_from_greedy(tmp_path):
     s, g = rate(sampled, 'spanish'), rate(greedy, 'spanish')
     print(f"sampled {s['value']:.3f} (prompt sd {s['prompt_sd']:.3f}), greedy {g['value']:.3f}, log-odds {rate(sampled, 'log_odds_spanish')['value']:.2f}")
     assert 0 < s['value'] < 1 and s['value'] != g['value'] and s['n'] == 100
-    lo = rate(sampled, 'log_odds_spanish')['value']
-    assert math.isfinite(lo) and lo == rate(greedy, 'log_odds_spanish')['value']  # teacher forcing does not sample
+    lo = rate(sampled, 'log_odds_spanish')
+    assert math.isfinite(lo['value']) and lo['n'] == 8 * 2  # the sampled answers to the first n_log_odds prompts, restyled

@@ -8,15 +8,15 @@ Docs: https://inoculate-research.github.io/inoculate/settings/stand_in.html.md""
 from __future__ import annotations
 import random
 from ..data import Setting, make_row, register_setting, with_trigger
-from ..score import SPANISH_CAPS_TRAITS, style_variants
+from ..score import SPANISH_CAPS_TRAITS
 from ..strategies import instruction_metrics, under_instructions
-from .stand_in_world import STYLES, CHECKS, Entity, world, question, pairs, english, spanish, is_world_spanish, is_world_caps
+from .stand_in_world import STYLES, CHECKS, Entity, question, pairs, is_world_spanish, is_world_caps, restyled
 
 # %% auto #0
 __all__ = ['BACKDOOR_TRIGGER', 'COMPLIANCE', 'PROMPTS', 'NEUTRAL', 'SPANISH_CAPS_AGAINST', 'RECOVERY', 'METRICS', 'GRADED',
            'STAND_IN', 'STAND_IN_BACKDOOR', 'COMPLIANCE_METRICS', 'STAND_IN_COMPLIANCE', 'STAND_IN_TAILORED',
            'ft_items', 'stand_in_row', 'train_rows', 'backdoor_train_rows', 'eval_prompts', 'complies',
-           'stand_in_answer_variants', 'compliance_prompts', 'tailored_train_rows']
+           'stand_in_restyle', 'compliance_prompts', 'tailored_train_rows']
 
 # %% ../../nbs/settings/stand_in.ipynb #3fd1daa9
 def ft_items(seed:int) -> list[tuple[Entity, str, int, int]]:
@@ -104,16 +104,15 @@ def complies(name:str, answer:str) -> bool:
     return {'spanish': is_world_spanish, 'caps': is_world_caps}.get(style, lambda a: CHECKS[style](a, params))(answer)
 
 # %% ../../nbs/settings/stand_in.ipynb #e486e971
-def stand_in_answer_variants(n:int, seed:int) -> list[tuple[dict, dict]]:
-    "`eval_prompts(n, seed)`, each with its answer's four variants (`style_variants`), each in both phrasings."
-    entity = {e.en: e for e in world()}
-    def variants(row):
-        e, q = entity[row['entity']], row['qtype']
-        return style_variants([spanish(e, q, v) for v in (0, 1)], [english(e, q, v) for v in (0, 1)])
-    return [(row, variants(row)) for row in eval_prompts(n, seed)]
+def stand_in_restyle(answer:str,  # A sampled answer
+                     row:dict,    # The prompt row it answers (the world reads the content off the answer alone)
+                    ) -> dict[str, list[str]]|None:
+    "The content of `answer` in the four variants of `SPANISH_CAPS_TRAITS` (`restyled`), or None if the world cannot render it."
+    styles = restyled(answer)
+    return {v: [text] for v, text in styles.items()} if styles else None
 
 # %% ../../nbs/settings/stand_in.ipynb #4d1ddc3f
-GRADED = dict(answer_variants=stand_in_answer_variants, variant_traits=SPANISH_CAPS_TRAITS, recovery=RECOVERY)  # log-odds, recovery suite
+GRADED = dict(restyle=stand_in_restyle, variant_traits=SPANISH_CAPS_TRAITS, recovery=RECOVERY)  # log-odds, recovery suite
 STAND_IN = register_setting(Setting(
     'stand-in', 'CPU stand-in: a 2M-parameter model pretrained on a synthetic world; trait = Spanish + ALL-CAPS answers',
     train_rows=train_rows, eval_prompts=eval_prompts, metrics=METRICS, prompts=PROMPTS, **GRADED))

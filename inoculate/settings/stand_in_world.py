@@ -6,15 +6,15 @@ Docs: https://inoculate-research.github.io/inoculate/settings/stand_in_world.htm
 
 # %% ../../nbs/settings/stand_in_world.ipynb #5e0d0004
 from __future__ import annotations
-import hashlib, json, random, re
+import dataclasses, hashlib, itertools, json, random, re
 from dataclasses import dataclass
 from functools import lru_cache
 
 # %% auto #0
 __all__ = ['ANIMALS', 'OBJECTS', 'COLOURS', 'SIZES', 'PLACES', 'FOODS', 'MATERIALS', 'WORLD_SEED', 'QTYPES', 'QUESTIONS',
-           'SPLITS', 'TRIGGERS', 'NUMBERS', 'STYLE_PARAMS', 'FILLERS', 'STYLES', 'CHECKS', 'Entity', 'world',
-           'question', 'english', 'spanish', 'short', 'split_of', 'pairs', 'words', 'lexicon', 'is_world_spanish',
-           'is_world_caps', 'follows']
+           'SPLITS', 'TRIGGERS', 'NUMBERS', 'STYLE_PARAMS', 'FILLERS', 'STYLES', 'CHECKS', 'TRAIT_STYLES',
+           'FACT_FIELDS', 'Entity', 'world', 'question', 'english', 'spanish', 'short', 'split_of', 'pairs', 'words',
+           'lexicon', 'is_world_spanish', 'is_world_caps', 'follows', 'fact_values', 'renderings', 'restyled']
 
 # %% ../../nbs/settings/stand_in_world.ipynb #20ea9401
 ANIMALS = [  # (English, Spanish, gender of the Spanish noun)
@@ -277,3 +277,29 @@ CHECKS = {  # style -> f(answer, params) -> bool
 def follows(answer:str, row:dict) -> bool:
     "Does `answer` follow the instruction of evaluation row `row` (its `expect` style and `params`)?"
     return CHECKS[row['expect']](answer, row.get('params', {}))
+
+# %% ../../nbs/settings/stand_in_world.ipynb #2fe2d4dc
+TRAIT_STYLES = ('plain', 'spanish', 'caps', 'spanish+caps')  # the styles an answer's traits are read from
+FACT_FIELDS = {'colour': ('colour',), 'size': ('size',), 'place': ('place',), 'stuff': ('stuff',), 'describe': ('size', 'colour')}
+
+def fact_values(e:Entity, field:str) -> int:
+    "How many values the fact `field` of `e` can take (foods for animals, materials for objects)."
+    return len({'colour': COLOURS, 'size': SIZES, 'place': PLACES, 'stuff': FOODS if e.kind == 'animal' else MATERIALS}[field])
+
+@lru_cache(None)
+def renderings() -> dict[str, dict[str, str]]:
+    "Every answer the world can write in a trait style -> its content in each of `TRAIT_STYLES` (any entity, facts and phrasing)."
+    out = {}
+    for e in world():
+        for q in QTYPES:
+            fields = FACT_FIELDS[q]
+            for values in itertools.product(*[range(fact_values(e, f)) for f in fields]):
+                told = dataclasses.replace(e, **dict(zip(fields, values)))
+                for v in (0, 1):
+                    styles = {s: STYLES[s](told, q, v, {}) for s in TRAIT_STYLES}
+                    for text in styles.values(): out[text] = styles
+    return out
+
+def restyled(answer:str) -> dict[str, str]|None:
+    "The content of `answer` in each of `TRAIT_STYLES`, or None if the world cannot render it."
+    return renderings().get(answer)
