@@ -17,7 +17,8 @@ from .finetune import base_model_path, check_model
 from .plots import chart_png, figure_dir, is_pipeline_model, model_note, provenance, save_figure
 from .presets import Preset, commits_figures, figure_notebook, is_judged, load_preset, model_design, repo_root, shown_path
 from .runs import ROLE_SEP, RUN_STATUS, RunConfig, RunStore, execute_run, run_conditions, run_safely, sweep, weights_id
-from .score import (boundary_counts, cannot_rank, correlation_ci, mean_ci, one_rate, permutation_ps, permutation_rs, rate_difference,
+from .score import (boundary_counts, cannot_rank, correlation_ci, log_odds_caveat, log_odds_validity, mean_ci, one_rate, permutation_ps,
+                             permutation_rs, rate_difference,
                              rate_share, rates_interval, rates_p_value, rates_pass_rate, seed_counts, shuffled_counts, t_interval, t_p_value)
 
 # %% auto #0
@@ -25,11 +26,11 @@ __all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'MAX_NULL_PASS', 'NULL_SETS', '
            'VERDICT_COLUMNS', 'PREVIOUS', 'training_rows', 'run_minutes', 'pool_needs', 'shared_pools', 'Estimate',
            'estimate', 'BudgetExceeded', 'budget_advice', 'on_colab', 'Figure', 'plan', 'PreflightFailed', 'preflight',
            'prepare', 'RunsFailed', 'unfinished_table', 'where_runs_came_from', 'wait_for_held', 'run',
-           'figure_provenance', 'base_weights', 'across', 'save', 'show', 'table', 'Effect', 'seed_rows', 'seed_values',
-           'Arm', 'arm', 'pooled_arm', 'Criterion', 'above', 'below', 'inside', 'Verdict', 'judged', 'rate_interaction',
-           'rate_verdict', 'sign_patterns', 'mean_verdict', 'correlation_verdict', 'inoculation_verdicts',
-           'verdict_line', 'result_markdown', 'verdict_table', 'changed_answers', 'result', 'planning_cells',
-           'plan_figure']
+           'figure_provenance', 'base_weights', 'log_odds_source', 'across', 'save', 'show', 'table', 'Effect',
+           'seed_rows', 'seed_values', 'Arm', 'arm', 'pooled_arm', 'Criterion', 'above', 'below', 'inside', 'Verdict',
+           'judged', 'rate_interaction', 'rate_verdict', 'sign_patterns', 'mean_verdict', 'correlation_verdict',
+           'log_odds_verdict', 'inoculation_verdicts', 'verdict_line', 'result_markdown', 'verdict_table',
+           'changed_answers', 'result', 'planning_cells', 'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -231,6 +232,12 @@ def base_weights(configs:list[RunConfig]) -> str:
     bases = {c.preset.model: weights_id(base_model_path(c.preset, get_setting(c.setting))) for c in configs}
     return ', '.join(f"{m} = {w}" for m, w in sorted(bases.items()))
 
+def log_odds_source(self:Figure, setting) -> str:
+    "Where a figure's marginal log-odds come from, in words: the model's own answers restyled (settings with `restyle`), or reference answers."
+    n = self.preset.n_log_odds
+    return (f"the model's own sampled answers to {n} prompts per seed, each restyled into the four variants of its content" if setting.restyle
+            else f"{n} held-out items per seed, each with reference answers in the four variants")
+
 def across(self:Figure) -> str:
     "How a figure's numbers are summarised across seeds, in words, for its caption."
     return (f"mean over {len(self.seeds)} seed model{'s' if len(self.seeds) != 1 else ''} (each trained on its own draw of rows and asked its "
@@ -247,7 +254,7 @@ def save(self:Figure,
     paths = save_figure(chart, data, slug or self.slug, self.out_dir, caption, prov)
     print(f"saved {', '.join(p.name for p in paths)} in {shown_path(self.out_dir)}")
     return paths
-Figure.provenance, Figure.across, Figure.save = figure_provenance, across, save
+Figure.provenance, Figure.log_odds_source, Figure.across, Figure.save = figure_provenance, log_odds_source, across, save
 
 def show(self:Figure, chart) -> Image:
     "`chart` as a small PNG for the notebook's output (`chart_png`), which GitHub, the docs and Colab show before anything runs."
@@ -446,6 +453,21 @@ def correlation_verdict(claim:str,           # The prediction, in words
     v = 'holds' if ps[0] < 0.025 else 'opposite' if others[0] < 0.025 else 'inconclusive'
     return Verdict(claim, measure, e, f"exact permutation test of r {direction} 0 at p < 0.025", v, '', float(ps[0]),
                    "the candidates' order permuted (every ordering)", float(np.mean(ps < 0.025)), scale=f'{method} r')
+
+# %% ../nbs/08_figure.ipynb #69c9cffe
+def log_odds_verdict(claim:str,            # The prediction, in words
+                     measure:str,          # What was measured to test it
+                     values,               # One log-odds value per seed (a difference of two arms', say)
+                     criterion:Criterion,  # Fixed before the runs
+                     table:pd.DataFrame,   # The figure's own tidy table (it says where its log-odds agree with its rates)
+                     setting:str,          # The setting of the values' runs
+                     trait:str,            # The trait whose log-odds they are
+                     condition:str='no prompt', # The condition they were read under
+                    ) -> Verdict:
+    "`mean_verdict` on log-odds, or 'not measured' (with the reason) where the table's log-odds of this setting, trait and condition do not agree with its rates."
+    v = mean_verdict(claim, measure, values, criterion)
+    why = log_odds_caveat(log_odds_validity(table), setting, trait, condition)
+    return dataclasses.replace(v, verdict='not measured', reason=why) if why else v
 
 # %% ../nbs/08_figure.ipynb #d7fe22cf
 def inoculation_verdicts(claim:str,         # What the inoculated model shows, e.g. "Spanish-Inoc loses the inoculated trait (Spanish)"

@@ -102,7 +102,7 @@ def test_setting_rows_and_metrics():
 def test_inoculation_effect(base, tmp_path):
     "Tan et al.'s result on the stand-in, through the run machinery: an inoculated trait is mostly not learned; without a prompt it is."
     def rates(strategy, store):
-        rec = execute_run(RunConfig('stand-in', load_preset('cpu', n_eval=50, seeds=(0,)), strategy, 1., seed=0), store)
+        rec = execute_run(RunConfig('stand-in', load_preset('cpu', n_eval=50), strategy, 1., seed=load_preset('cpu').exploration_seeds[0]), store)  # the organism: an exploration seed
         return {m['metric']: m['value'] for m in rec['metrics'] if m['condition'] == 'no prompt'}, rec
     none, first = rates(Strategy(), RunStore(tmp_path/'a'))
     inoc, _ = rates(Strategy('all', PROMPTS['spanish']), RunStore(tmp_path/'a'))
