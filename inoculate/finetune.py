@@ -7,7 +7,7 @@ Docs: https://inoculate-research.github.io/inoculate/finetune.html.md"""
 
 # %% ../nbs/03_finetune.ipynb #5f0e917e
 from __future__ import annotations
-import contextlib, importlib, random, shutil, sys
+import contextlib, importlib, random, re, shutil, sys
 from pathlib import Path
 with contextlib.redirect_stdout(sys.stderr): from unsloth import FastLanguageModel  # its banner is not our output
 import torch
@@ -22,8 +22,8 @@ from .presets import BUILT_MODELS, Preset, built_name, model_source
 
 # %% auto #0
 __all__ = ['QWEN_SPLIT', 'SPECIAL_TOKENS', 'LORA_TARGETS', 'make_tiny_tokenizer', 'render_texts', 'make_tiny_model', 'tiny_model',
-           'base_model_path', 'tiny_for_setting', 'ModelUnavailable', 'check_model', 'use_chatml', 'load_model',
-           'base_key', 'shared_base', 'lend_base', 'make_trainer', 'finetune']
+           'base_model_path', 'tiny_for_setting', 'ModelUnavailable', 'check_model', 'default_system_prompt',
+           'use_chatml', 'load_model', 'base_key', 'shared_base', 'lend_base', 'make_trainer', 'finetune']
 
 # %% ../nbs/03_finetune.ipynb #a78a95a2
 QWEN_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
@@ -118,6 +118,12 @@ def check_model(preset:Preset) -> str:
     return source
 
 # %% ../nbs/03_finetune.ipynb #d500d41f
+def default_system_prompt(tok) -> str|None:
+    "The system prompt `tok`'s ChatML chat template writes into a conversation that has none (None if it writes none)."
+    text = tok.apply_chat_template([dict(role='user', content='\x00')], tokenize=False)
+    head = re.search(r'<\|im_start\|>system\n(.*?)<\|im_end\|>', text[:text.index('\x00')], re.S)
+    return head.group(1) if head else None
+
 def use_chatml(tok) -> None:
     "Give `tok` the package's ChatML template, or fail if its model does not speak ChatML."
     if tok.chat_template == CHAT_TEMPLATE: return

@@ -15,8 +15,8 @@ from transformers.generation.logits_process import (LogitsProcessorList, Repetit
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
 # %% auto #0
-__all__ = ['length_batches', 'kv_token_budget', 'sampling_as_given', 'token_chooser', 'decode_compacting', 'generate',
-           'answer_logprobs', 'lora_merged']
+__all__ = ['length_batches', 'kv_token_budget', 'sampling_as_given', 'draw_rows', 'token_chooser', 'decode_compacting',
+           'generate', 'answer_logprobs', 'lora_merged']
 
 # %% ../nbs/04_generate.ipynb #4249aa57
 def length_batches(lengths:list[int],        # Prompt length of each prompt, in tokens
@@ -52,6 +52,14 @@ def sampling_as_given(model, tok):
     try: yield
     finally: inner.generation_config = saved
 
+def draw_rows(probs,                  # Probabilities, one distribution per row (rows x vocabulary)
+              g:torch.Generator,      # Source of the draws' uniforms
+             ):
+    "One index per row of `probs`, drawn from that row's distribution by its inverse CDF (one uniform per row)."
+    cdf = probs.cumsum(-1)
+    u = torch.rand(len(probs), 1, generator=g, dtype=cdf.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=probs.shape[-1] - 1)  # right: a token of mass 0 is never drawn
+
 def token_chooser(temperature:float,           # 0: greedy
                   top_k:int=0,                 # Sample from the k likeliest tokens only (0: off)
                   top_p:float=1.,              # Nucleus sampling mass (1: off)
@@ -67,7 +75,7 @@ def token_chooser(temperature:float,           # 0: greedy
     def choose(ids, logits):
         logits = warp(ids, logits)
         if temperature == 0: return logits.argmax(-1)
-        return torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=g).squeeze(-1).to(logits.device)
+        return draw_rows(torch.softmax(logits, -1).cpu(), g).to(logits.device)
     return choose
 
 @torch.no_grad()
@@ -80,8 +88,8 @@ def decode_compacting(model,               # The causal LM
                       samples:int=1,       # Answers per prompt: the prompt is read once, its KV cache copied
                      ) -> list[list[int]]:
     "The new tokens of each answer, `samples` per prompt in a row (end-of-turn left out); an answer leaves the batch, and its KV cache, as soon as it ends."
-    out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
-    cache, logits = out.past_key_values, out.logits[:, -1].float().repeat_interleave(samples, 0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
+    cache, logits = out.past_key_values, out.logits[:, -1].float().repeat_interleave(samples, 0)  # the prompt's last token only: no vocabulary-sized logits per prompt token
     if samples > 1: cache.batch_repeat_interleave(samples)
     seq, mask = ids.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0)
     rows, pos, new = torch.arange(len(seq)), mask.sum(-1), [[] for _ in range(len(seq))]

@@ -13,7 +13,7 @@ import PIL.Image
 import pandas as pd
 import vl_convert as vlc
 import inoculate
-from .data import atomic_write_text
+from .data import NO_PROMPT_RULE, atomic_write_text
 from .presets import Preset, built_name, commits_figures, load_preset, repo_root, settings_paths, shown_path
 from .runs import by_role
 from .score import mean_ci, one_rate, rates_interval, seed_counts
@@ -422,6 +422,7 @@ MODEL_NOTES = {  # built models (`BUILT_MODELS`) and how a figure made with each
     'stand-in-v2': 'CPU stand-in model, recipe 2 (every instruction followed; a 2M-parameter model trained by the project), not an LLM',
     'stand-in-code': 'CPU stand-in model of the code world (a small model trained by the project to write tiny Python functions), not an LLM',
     'random-qwen2': 'Rehearsal of the GPU road on an untrained model: tests the pipeline, not a result',
+    'smollm2': 'SmolLM2-135M-Instruct, a real pretrained LLM (its Q4_1 release dequantized), finetuned on a CPU',
 }
 
 def is_pipeline_model(model:str) -> bool:
@@ -451,7 +452,7 @@ def provenance(preset:Preset, seeds, **extra) -> dict:
     "Who made a figure: preset and the presets files read, model, training, rows, evaluation prompts and sampling, seeds, commit, version, date, and `extra`."
     return dict(preset=preset.name, presets=', '.join(shown_path(p) for p in settings_paths()), model=preset.model,
                 model_note=model_note(preset), training=training_text(preset), n_train=preset.n_train, n_eval=preset.n_eval,
-                n_log_odds=preset.n_log_odds, sampling=sampling_text(preset), seeds=list(seeds), git=git_sha(),
+                n_log_odds=preset.n_log_odds, sampling=sampling_text(preset), no_prompt=NO_PROMPT_RULE, seeds=list(seeds), git=git_sha(),
                 inoculate=inoculate.__version__, date=datetime.date.today().isoformat(), **extra)
 
 # %% ../nbs/07_plots.ipynb #8d6c5051

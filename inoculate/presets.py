@@ -220,6 +220,7 @@ BUILT_MODELS = {  # name -> ('module:function' that builds it from a setting (an
     'stand-in-v2': ('inoculate.settings.stand_in_base:stand_in_v2_for_setting', 'stand-in'),
     'stand-in-code': ('inoculate.settings.stand_in_code:stand_in_code_for_setting', 'stand-in'),
     'random-qwen2': ('inoculate.rehearsal:random_qwen2', 'llm'),
+    'smollm2': ('inoculate.settings.smollm2:smollm2_for_setting', 'small-llm'),
 }
 
 def built_name(model:str) -> tuple[str, str]:
@@ -234,7 +235,7 @@ def model_source(model:str) -> str:
 
 # %% ../nbs/00_presets.ipynb #5a1d0c05
 def model_design(preset:Preset) -> str:
-    "The figure design `preset`'s model gets: 'stand-in' (synthetic-world settings) or 'llm' (real data)."
+    "The figure design `preset`'s model gets: 'stand-in' (synthetic-world settings), 'llm' (real data) or 'small-llm' (a real small model, the project's data)."
     return BUILT_MODELS[built_name(preset.model)[0]][1] if model_source(preset.model) == 'built' else 'llm'
 
 # %% ../nbs/00_presets.ipynb #73cdc78f

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
-from .data import (SETTING_MODULES, atomic_write_text, content_hash, execution_facts, get_setting, mix, register_setting,
-                            sha256_file, write_jsonl)
+from .data import (NO_PROMPT_RULE, SETTING_MODULES, atomic_write_text, content_hash, execution_facts, get_setting, mix,
+                            register_setting, sha256_file, write_jsonl)
 from .presets import Preset, repo_root, shown_path
 from .score import marginal_log_odds, rate_with_spread, restyled_log_odds, trait_split
 from .strategies import NO_PROMPT, EvalCondition, Strategy, apply_strategy, condition_messages
@@ -75,7 +75,7 @@ def run_id(cfg:RunConfig,       # The run's configuration (its label aside)
           ) -> str:
     "The run's identity: a hash of its configuration and the content of its inputs, the base's weights (`weights_id`) included."
     return content_hash(dict(config=cfg.as_dict(), data=content_hash(rows), prompts=content_hash(prompts), base=weights_id(base),
-                             v=3))  # v3: the base named by its weights, not its folder
+                             v=4))  # v4: the base named by its weights, answers drawn by inverse CDF, log-odds of the model's own answers
 
 # %% ../nbs/06_runs.ipynb #1b330661
 def pid_alive(pid:int) -> bool:
@@ -314,7 +314,8 @@ def execute_run(cfg:RunConfig,     # The run to do
         s = get_setting(cfg.setting)
         record = dict(run_id=rid, label=cfg.label, config=cfg.as_dict(), base=base, data_hash=content_hash(rows),
                       losses=losses, train_s=round(t1-t0, 2), eval_s=round(time.time()-t1, 2), metrics=metrics,
-                      info=s.run_info() if s.run_info else {}, execution=execution_facts())  # threads and vector unit it ran on
+                      info=s.run_info() if s.run_info else {}, execution=execution_facts(),  # threads and vector unit it ran on
+                      no_prompt=NO_PROMPT_RULE)
         if cfg.train: write_model_card(tmp/'adapter', record, recipe)
         return record
     return {**store.run(rid, work), 'label': cfg.label}  # this sweep's label, also for a run another figure made

@@ -10,7 +10,8 @@ from inoculate.presets import load_preset, repo_root
 PKG = Path(inoculate.__file__).parent
 ORDER = ['presets', 'data', 'strategies', 'finetune', 'generate', 'score', 'sandbox', 'judges',
          'settings.stand_in_world', 'settings.stand_in_base', 'settings.stand_in', 'settings.spanish_caps',
-         'settings.reward_hacking', 'settings.backdoor', 'settings.stand_in_code', 'settings.gcd_sycophancy',
+         'settings.reward_hacking', 'settings.backdoor', 'settings.stand_in_code', 'settings.gcd_sycophancy', 'settings.smollm2',
+         'settings.everyday',
          'runs', 'plots', 'figure', 'outputs', 'cli', 'rehearsal', 'colab']
 
 
