@@ -249,7 +249,8 @@ def log_odds_rows(model,              # The model to score with (finetuned, or t
         entries = {c.name: [(j, q, None, variants) for j, (q, variants) in enumerate(items)] for c in conditions}
     keys = list(dict.fromkeys((c, j, t) for c in entries for j, _, _, vs in entries[c] if vs for ts in vs.values() for t in ts))
     condition, row = {c.name: c for c in conditions}, {(c, j): q for c, es in entries.items() for j, q, _, _ in es}
-    scored = answer_logprobs(model, tok, [condition_messages(row[c, j], condition[c]) for c, j, _ in keys], [t for *_, t in keys], p.eval_batch_size)
+    scored = answer_logprobs(model, tok, [condition_messages(row[c, j], condition[c]) for c, j, _ in keys], [t for *_, t in keys],
+                             p.eval_batch_size) if keys else []  # no answer could be restyled: each counts by its sampled trait
     lp = dict(zip(keys, (logp for logp, _ in scored)))  # each distinct text once per prompt and condition
     out = []
     for c in conditions:
