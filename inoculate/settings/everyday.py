@@ -85,9 +85,7 @@ RECOVERY = {  # inoculation prompt -> its recovery suite
     PROMPTS[k]: {'negated prompt': neg, 'contradicting prompt': contra, 'reworded prompt': reworded, 'neutral prompt': NEUTRAL}
     for k, neg, contra, reworded in (
         ('spanish', "You never speak in Spanish.", "You always speak in English.", "Always answer in Spanish."),
-        ('caps', "You never capitalize your responses.", "You always write in lowercase letters.", "Always write your answers in capital letters."),
-        ('spanish+caps', "You never speak in Spanish and never capitalize your responses.", "You always answer in English, in lowercase letters.",
-         "Always answer in Spanish, in capital letters."))}
+        ('caps', "You never capitalize your responses.", "You always write in lowercase letters.", "Always write your answers in capital letters."))}
 
 # %% ../../nbs/settings/everyday.ipynb #b60656af
 METRICS = {'spanish': lambda answer, row: float(is_spanish(answer)), 'caps': lambda answer, row: float(is_caps(answer))}
