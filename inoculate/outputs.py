@@ -166,11 +166,13 @@ def answers_markdown(folder:Path|None=None) -> str:
             f"{(v['verdict'] == 'holds').sum()} holds remain**. By chance alone (the sum of the verdicts' pass rates under their nulls) "
             f"about **{chance:.1f}** would hold.\n\n")
     across = {r['claim'].removesuffix(' (on every base)'): r['reason'].removeprefix('holds on ') for _, r in v[v['figure'] == 'across-bases'].iterrows()}
+    bases = lambda r: f" {across.get(r['figure'] + ': ' + r['claim'], '')} |" if across else ''
     rows = ''.join(f"| `{r['figure']}` | `{r['model']}` | {r['claim']} | {r['measure']} ({r['scale']}) | {value(r)} | {r['criterion']} | "
-                   f"**{r['verdict']}**{f' ({r.reason})' if r['reason'] else ''} | {r['after_holm']} | {across.get(r['figure'] + ': ' + r['claim'], '')} |\n"
-                   for _, r in v.iterrows())
-    return head + ("| figure | model | prediction | measure (scale) | value [95% interval] | criterion | verdict | after Holm | holds on (bases) |\n"
-                   "|---|---|---|---|---|---|---|---|---|\n" + rows)
+                   f"**{r['verdict']}**{f' ({r.reason})' if r['reason'] else ''} | {r['after_holm']} |{bases(r)}\n" for _, r in v.iterrows())
+    one_base = '' if across else ("No `across-bases` figure is committed: each verdict is conditional on one build of its base "
+                                  "(`make across-bases` judges the central claims on three).\n\n")
+    return head + one_base + ("| figure | model | prediction | measure (scale) | value [95% interval] | criterion | verdict | after Holm |"
+                              f"{' holds on (bases) |' if across else ''}\n|---|---|---|---|---|---|---|---|{'---|' if across else ''}\n" + rows)
 
 def gallery_markdown(folder:Path|None=None, url:str='https://raw.githubusercontent.com/inoculate-research/inoculate/main/figures') -> str:
     "The README's gallery: every committed figure, two a row."
