@@ -15,10 +15,10 @@ from .plots import RUN_RECORD_TAGS
 from .presets import EXPLORATION_FIGURES, figure_slugs, repo_root
 
 # %% auto #0
-__all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'GENERATED', 'as_text', 'cut_lines', 'slim_output', 'slim_cells', 'write_notebook',
-           'slim_notebook', 'lesson_notebooks', 'slim_notebooks', 'tags', 'made_with_markdown', 'recorded_parameters',
-           'copy_outputs', 'figure_questions', 'saved_figures', 'figures_markdown', 'answers_table', 'answers_markdown',
-           'gallery_markdown', 'costs_markdown', 'fill_generated']
+__all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'GENERATED', 'as_text', 'cut_lines', 'as_lines', 'slim_output', 'slim_cells',
+           'write_notebook', 'slim_notebook', 'lesson_notebooks', 'slim_notebooks', 'tags', 'made_with_markdown',
+           'recorded_parameters', 'copy_outputs', 'figure_questions', 'saved_figures', 'figures_markdown',
+           'answers_table', 'answers_markdown', 'gallery_markdown', 'costs_markdown', 'fill_generated']
 
 # %% ../nbs/08a_outputs.ipynb #0a8a0007
 WIDGET = 'application/vnd.jupyter.widget-view+json'
@@ -32,18 +32,23 @@ def cut_lines(text:str, max_lines:int=25) -> str:
     head, tail = lines[:max_lines - 6], lines[-5:]
     return ''.join(head) + f"... ({len(lines) - len(head) - len(tail)} lines cut)\n" + ''.join(tail)
 
+def as_lines(text) -> list[str]:
+    "Multi-line `text` as nbformat stores it, and nbdev-clean writes it: a list of lines that keep their line ends."
+    return as_text(text).splitlines(keepends=True) if isinstance(text, (str, list)) else text
+
 def slim_output(out:dict,          # One output of a code cell (nbformat JSON)
                 max_lines:int=25,  # Most lines of a stream or of plain text
                ) -> dict|None:
     "`out` small enough to commit (None: drop it): no stderr, no widgets, long text cut."
     kind = out.get('output_type')
     if kind == 'stream':
-        return None if out.get('name') == 'stderr' else {**out, 'text': cut_lines(as_text(out['text']), max_lines)}
+        return None if out.get('name') == 'stderr' else {**out, 'text': as_lines(cut_lines(as_text(out['text']), max_lines))}
     if kind in ('display_data', 'execute_result'):
         data = {k: v for k, v in out['data'].items() if k != WIDGET}
         if set(data) <= {'text/plain'} and 'Output()' in as_text(data.get('text/plain', '')): return None  # an empty widget's repr
         if not data: return None
         if set(data) == {'text/plain'}: data['text/plain'] = cut_lines(as_text(data['text/plain']), max_lines)
+        data = {k: as_lines(v) if k.startswith('text/') or k == 'image/svg+xml' else v for k, v in data.items()}
         return {**out, 'data': data, **({'execution_count': None} if kind == 'execute_result' else {})}
     return out
 
