@@ -479,6 +479,8 @@ def stand_in_v2_for_setting(setting=None) -> Path:
 # %% ../../nbs/settings/stand_in_base.ipynb #81e99165
 BASE_WEIGHTS = {  # cache folder of each base a committed figure trains -> the weights hash of its pinned build
     'stand-in-b3464bd7fbd2c5d1': '8f5a53f609a8bde9',  # stand-in:ambient=0.1 (the cpu preset's base), seed 0
+    'stand-in-e9b501f0b169b329': '34f944df5ab90ed1',  # stand-in:ambient=0.1,seed=1 (the cpu-base1 preset: across-bases)
+    'stand-in-6b09dc96222ca8f6': 'a11c80d9a5eec09a',  # stand-in:ambient=0.1,seed=2 (the cpu-base2 preset: across-bases)
     'stand-in-code-aa09daafce44a34b': '4552fc292bab6bd5',  # stand-in-code (recipe 2, the code figures' base), seed 0
 }
 
