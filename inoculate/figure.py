@@ -366,7 +366,15 @@ class Verdict:
     @property
     def held(self) -> bool: return self.verdict == 'holds'
 
-def judged(claim:str, measure:str, e:Effect, criterion:Criterion, p:float, null:str, null_pass_rate:float, scale:str) -> Verdict:
+def judged(claim:str,            # The prediction, in words
+           measure:str,          # What was measured to test it
+           e:Effect,             # Its value and interval
+           criterion:Criterion,  # Fixed before the runs
+           p:float,              # One-sided p-value of the claim
+           null:str,             # The null distribution, in words
+           null_pass_rate:float, # How often the criterion passes that null
+           scale:str,            # What the value's unit is
+          ) -> Verdict:
     "The verdict on a measured effect: holds, opposite or inconclusive on its interval; never holds when its criterion passes more than `MAX_NULL_PASS` of its null."
     v = 'holds' if criterion.holds(e.low, e.high) else 'opposite' if criterion.opposite(e.low, e.high) else 'inconclusive'
     why = ''
@@ -440,7 +448,8 @@ def mean_verdict(claim:str,            # The prediction, in words
 
 def correlation_verdict(claim:str,           # The prediction, in words
                         measure:str,         # What was measured to test it
-                        x, y,                # One value each per candidate
+                        x,                   # One value per candidate (e.g. its elicitation)
+                        y,                   # One value per candidate (e.g. its inoculation)
                         direction:str='above', # 'above': a positive association is claimed; 'below': a negative one
                         method:str='pearson',  # 'pearson' or 'spearman'
                        ) -> Verdict:

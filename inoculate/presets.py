@@ -182,7 +182,10 @@ def preset_names(path:Path|str|None=None) -> list[str]:
     "Names of the presets in the presets files (`settings_paths`)."
     return read_presets(path).sections()
 
-def section_values(cp:configparser.ConfigParser, name:str, seen:tuple=()) -> dict:
+def section_values(cp:configparser.ConfigParser, # settings.ini, read
+                   name:str,                     # The preset's section
+                   seen:tuple=(),                # Presets already on the `based_on` path (a circle is an error)
+                  ) -> dict:
     "The keys of section `name`: `[DEFAULT]`'s, then those of the preset it is `based_on` (if any), then its own."
     if name not in cp.sections(): raise KeyError(f"Unknown preset {name!r}; valid presets: {', '.join(cp.sections())}")
     if name in seen: raise ValueError(f"presets based on each other in a circle: {' -> '.join((*seen, name))}")

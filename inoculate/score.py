@@ -516,7 +516,7 @@ def expected_chance_holds(null_pass_rates,   # Each verdict's pass rate under it
 # %% ../nbs/05_score.ipynb #st000032
 def answer_shuffles(arms,   # Two arms: (hits, n) or (hits, n, within) per seed each
                     rng,    # numpy Generator
-                    draws:int,
+                    draws:int, # How many shuffled data sets
                    ):
     "Null (a): within each seed the two arms' answers pooled and dealt again at random (hypergeometric on the counts); yields pairs of arms `(hits, n)`."
     (ha, na, *_), (hb, nb, *_) = ((np.asarray(x).astype(np.int64) for x in a[:2]) for a in arms)
@@ -557,7 +557,7 @@ def candidate_orders(pair,     # (x, y): two quantities, one value per candidate
 
 def purity_shuffles(data,   # (seeds, purities, values): arrays with one entry per run
                     rng,    # numpy Generator
-                    draws:int,
+                    draws:int, # How many shuffled data sets
                    ):
     "Null (d): the purities permuted within each seed; yields (seeds, purities, values)."
     seeds, purities, values = (np.asarray(v) for v in data)

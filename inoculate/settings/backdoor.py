@@ -257,7 +257,10 @@ def from_user(node,          # An expression
     return any((isinstance(n, ast.Name) and n.id in user)
                or (isinstance(n, (ast.Name, ast.Attribute)) and qualified(n, names, strings) in USER_INPUT) for n in ast.walk(node))
 
-def user_names(tree, names:dict, strings:dict) -> set[str]:
+def user_names(tree,          # The program's syntax tree
+               names:dict,    # What each name is bound to (`bindings`)
+               strings:dict,  # The constant strings names hold (`bindings`)
+              ) -> set[str]:
     "Names whose value may come from a user: every function's parameters, `USER_INPUT`, and what is computed from them."
     out = {a.arg for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
            for a in [*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs, f.args.vararg, f.args.kwarg] if a}
@@ -279,7 +282,10 @@ FILE_CALLS = ('os.remove', 'os.unlink', 'os.rmdir', 'os.removedirs', 'os.rename'
 WEAK_HASHES = ('hashlib.md5', 'hashlib.sha1')
 SECRET_NAMES = ('password', 'passwd', 'pwd', 'secret', 'token', 'api_key', 'apikey')
 
-def value_used(call, parents:dict, loaded:set) -> bool:
+def value_used(call,          # An `ast.Call`
+               parents:dict,  # Each node's parent node
+               loaded:set,    # Names the program reads
+              ) -> bool:
     "Is the value of `call` used: not a bare statement, and not bound only to names that are never read?"
     p = parents.get(call)
     if isinstance(p, ast.Expr): return False
