@@ -70,6 +70,9 @@ cpu-llm: env
 	$(BIN)/inoculate figure selectivity --preset cpu-llm --executor processes
 	$(BIN)/inoculate figure elicitation --preset cpu-llm --executor processes
 	$(BIN)/inoculate figure purity --preset cpu-llm --executor processes
+	@echo "==> the stand-in held against SmolLM2 (figures/cpu-llm/agreement.*), then the README"
+	$(BIN)/python -c "from inoculate.outputs import save_agreement; save_agreement()"
+	$(MAKE) -s readme
 
 outputs: env
 	@echo "==> lesson notebooks: run with the smoke preset and keep their outputs, slimmed (figure notebooks: make reproduce)"

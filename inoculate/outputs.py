@@ -6,19 +6,22 @@ Docs: https://inoculate-research.github.io/inoculate/outputs.html.md"""
 
 # %% ../nbs/08a_outputs.ipynb #0a8a0004
 from __future__ import annotations
+import altair as alt
 import json
 import numpy as np
 import pandas as pd
 from pathlib import Path
 from .data import atomic_write_text
-from .plots import RUN_RECORD_TAGS
+from .plots import RUN_RECORD_TAGS, stack
 from .presets import EXPLORATION_FIGURES, figure_slugs, repo_root
 
 # %% auto #0
-__all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'GENERATED', 'as_text', 'cut_lines', 'as_lines', 'slim_output', 'slim_cells',
-           'write_notebook', 'slim_notebook', 'lesson_notebooks', 'slim_notebooks', 'tags', 'made_with_markdown',
-           'recorded_parameters', 'copy_outputs', 'figure_questions', 'saved_figures', 'figures_markdown',
-           'answers_table', 'answers_markdown', 'gallery_markdown', 'costs_markdown', 'fill_generated']
+__all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'REAL_MODEL_PRESET', 'GENERATED', 'as_text', 'cut_lines', 'as_lines', 'slim_output',
+           'slim_cells', 'write_notebook', 'slim_notebook', 'lesson_notebooks', 'slim_notebooks', 'tags',
+           'made_with_markdown', 'recorded_parameters', 'copy_outputs', 'verdict_files', 'verdicts_in', 'answered_by',
+           'figure_questions', 'saved_figures', 'figures_markdown', 'answers_table', 'answers_markdown',
+           'gallery_markdown', 'costs_markdown', 'agreement', 'agreement_table', 'agreement_markdown',
+           'agreement_chart', 'save_agreement', 'fill_generated']
 
 # %% ../nbs/08a_outputs.ipynb #0a8a0007
 WIDGET = 'application/vnd.jupyter.widget-view+json'
@@ -124,6 +127,23 @@ def copy_outputs(executed:Path|str,  # The notebook papermill executed
     return sum(bool(c.get('outputs')) for c in nb['cells'] if c['cell_type'] == 'code')
 
 # %% ../nbs/08a_outputs.ipynb #ee3aa7e7
+REAL_MODEL_PRESET = 'cpu-llm'  # the preset whose figures (`figures/cpu-llm/`) hold the stand-in against a real LLM
+
+def verdict_files(folder:Path) -> list[Path]:
+    "The confirmation figures' verdict files in `folder` (not the `EXPLORATION_FIGURES`)."
+    return [f for f in sorted(folder.glob('*.verdicts.csv')) if f.name.split('.')[0] not in EXPLORATION_FIGURES]
+
+def verdicts_in(folder:Path) -> pd.DataFrame:
+    "Every confirmation verdict written into `folder` (an empty table when there are none)."
+    files = verdict_files(folder)
+    return pd.concat([pd.read_csv(f, keep_default_na=False) for f in files], ignore_index=True) if files else pd.DataFrame()
+
+def answered_by(slug:str, folders:list|None=None) -> list[str]:
+    "The models whose confirmation verdicts on figure `slug` are committed (in `figures/` and `figures/cpu-llm/`)."
+    root = repo_root()/'figures'
+    return [str(pd.read_csv(f, keep_default_na=False)['model'].iloc[0]) for d in folders or [root, root/REAL_MODEL_PRESET]
+            if (f := d/f'{slug}.verdicts.csv').exists() and slug not in EXPLORATION_FIGURES]
+
 def figure_questions() -> dict[str, str]:
     "Each figure notebook's slug and question (the summary line `> ...` under its title)."
     out = {}
@@ -139,16 +159,16 @@ def saved_figures(slug:str, folder:Path|None=None) -> list[str]:
     return made or [slug]
 
 def figures_markdown() -> str:
-    "The README's table of figures: each figure notebook, its question and the figures it saves."
-    rows = ''.join(f"| `{slug}` | {q} | {', '.join(f'`{f}`' for f in saved_figures(slug))} |\n" for slug, q in figure_questions().items())
-    return "| notebook | question | figures |\n|---|---|---|\n" + rows
+    "The README's table of figures: each figure notebook, its question, the figures it saves and the models that answered it."
+    models = lambda slug: ', '.join(f'`{m}`' for m in answered_by(slug)) or '—'
+    rows = ''.join(f"| `{slug}` | {q} | {', '.join(f'`{f}`' for f in saved_figures(slug))} | {models(slug)} |\n" for slug, q in figure_questions().items())
+    return "| notebook | question | figures | answered by |\n|---|---|---|---|\n" + rows
 
 def answers_table(folder:Path|None=None) -> pd.DataFrame|None:
     "Every confirmation figure's verdicts (`<slug>.verdicts.csv`; not the `EXPLORATION_FIGURES`) in one table, with Holm-adjusted p-values over all of them and what each 'holds' is after that; None when there are none."
     from inoculate.score import holm
-    files = [f for f in sorted((folder or repo_root()/'figures').glob('*.verdicts.csv')) if f.name.split('.')[0] not in EXPLORATION_FIGURES]
-    if not files: return None
-    v = pd.concat([pd.read_csv(f, keep_default_na=False) for f in files], ignore_index=True)
+    v = verdicts_in(folder or repo_root()/'figures')
+    if v.empty: return None
     v['p_holm'] = holm(pd.to_numeric(v['p'], errors='coerce'))
     v['after_holm'] = np.where(v['verdict'] != 'holds', v['verdict'], np.where(v['p_holm'] < 0.025, 'holds', 'inconclusive'))
     return v
@@ -201,7 +221,74 @@ def costs_markdown(preset:str='colab-t4',    # The preset whose machine the hour
     return (f"| figure | runs | estimated hours on `{preset}` | judge calls |\n|---|---|---|---|\n" + '\n'.join(rows)
             + f"\n\nAll of them: {total.runs} distinct runs (figures share some), about {total.hours:.1f} hours, {total.judge_calls:,} judge calls.")
 
-GENERATED = {'figures': figures_markdown, 'answers': answers_markdown, 'costs': costs_markdown, 'gallery': gallery_markdown}
+# %% ../nbs/08a_outputs.ipynb #a9e70002
+def agreement(a:str, b:str) -> str:
+    "How two verdicts on one prediction compare: 'agree' (the same outcome), 'opposite' (one holds, the other is opposite) or 'differ'."
+    return 'agree' if a == b else 'opposite' if {a, b} == {'holds', 'opposite'} else 'differ'
+
+def agreement_table(stand_in:Path|None=None,  # Folder of the stand-in's verdicts (default `figures/`)
+                    real:Path|None=None,      # Folder of the real model's verdicts (default `figures/cpu-llm/`)
+                   ) -> pd.DataFrame:
+    "Every prediction measured on both models: each one's value, interval and verdict, and whether the verdicts agree."
+    root = repo_root()/'figures'
+    s, r = verdicts_in(stand_in or root), verdicts_in(real or root/REAL_MODEL_PRESET)
+    if s.empty or r.empty: return pd.DataFrame()
+    keep = ['figure', 'claim', 'measure', 'scale', 'model', 'value', 'low', 'high', 'verdict']
+    both = s[keep].merge(r[keep], on=['figure', 'claim', 'measure', 'scale'], suffixes=('_stand_in', '_real'))
+    both['agreement'] = [agreement(a, b) for a, b in zip(both['verdict_stand_in'], both['verdict_real'])]
+    return both
+
+def agreement_markdown(stand_in:Path|None=None, real:Path|None=None) -> str:
+    "The README's comparison of the stand-in with the real model: counts, then a row per prediction measured on both."
+    t = agreement_table(stand_in, real)
+    if t.empty: return f"No real-model verdicts are committed yet: `make {REAL_MODEL_PRESET}` makes them (`figures/{REAL_MODEL_PRESET}/`)."
+    fmt = lambda x: f"{float(x):.3g}" if str(x) not in ('', 'nan') else ''
+    value = lambda v, lo, hi: f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]" if fmt(lo) else fmt(v) or '—'
+    counts = t['agreement'].value_counts()
+    head = (f"**{len(t)} predictions** measured on both `{t['model_stand_in'].iloc[0]}` and `{t['model_real'].iloc[0]}`: "
+            + ', '.join(f"{counts.get(k, 0)} {k}" for k in ('agree', 'differ', 'opposite')) + ". Where they differ, the real model's verdict is the answer.\n\n")
+    rows = ''.join(f"| `{r.figure}` | {r.claim} | {r.measure} ({r.scale}) | {value(r.value_stand_in, r.low_stand_in, r.high_stand_in)} | "
+                   f"{r.verdict_stand_in} | {value(r.value_real, r.low_real, r.high_real)} | **{r.verdict_real}** | {r.agreement} |\n" for r in t.itertuples())
+    return head + ("| figure | prediction | measure (scale) | stand-in [95% interval] | stand-in's verdict | real model [95% interval] | "
+                   "real model's verdict | verdicts |\n|---|---|---|---|---|---|---|---|\n" + rows)
+
+def agreement_chart(t:pd.DataFrame) -> alt.TopLevelMixin:
+    "`agreement_table`'s predictions, each one's value on both models with its interval, a panel per scale."
+    num = lambda c: pd.to_numeric(c, errors='coerce')
+    rows = pd.concat([pd.DataFrame(dict(prediction=t['figure'] + ': ' + t['claim'], scale=t['scale'], model=t[f'model_{k}'],
+                                        value=num(t[f'value_{k}']), low=num(t[f'low_{k}']), high=num(t[f'high_{k}']),
+                                        verdict=t[f'verdict_{k}'], verdicts=t['agreement'])) for k in ('stand_in', 'real')], ignore_index=True)
+    rows = rows[rows['value'].notna()]
+    y = alt.Y('prediction:N', sort=list(dict.fromkeys(rows['prediction'])), title=None, axis=alt.Axis(labelLimit=520))
+    base = alt.Chart().encode(y=y, yOffset='model:N', color=alt.Color('model:N', title=None, legend=alt.Legend(orient='top')))
+    points = base.mark_point(filled=True, size=60).encode(x=alt.X('value:Q', title="value (the panel's scale; dashed: 0)"),
+        shape=alt.Shape('verdict:N', title='verdict', sort=['holds', 'opposite', 'inconclusive', 'cannot rank', 'not measured']),
+        tooltip=['prediction', 'model', 'verdict', 'verdicts', alt.Tooltip('value:Q', format='.3f')])
+    errs = base.mark_rule().encode(x='low:Q', x2='high:Q')
+    zero = alt.Chart().mark_rule(color='gray', strokeDash=[3, 3]).encode(x=alt.datum(0))
+    chart = alt.layer(zero, errs, points, data=rows).properties(width=260, height=alt.Step(22)).facet(
+        row=alt.Row('scale:N', title=None, header=alt.Header(labelAngle=0, labelAlign='left', labelFontWeight='bold'))
+    ).resolve_scale(x='independent', y='independent')
+    return stack([chart], "The stand-in held against a real model — each prediction's value on both, with its 95% interval")
+
+def save_agreement(out_dir:Path|None=None, # Where the files go (default `figures/cpu-llm/`)
+                   **folders,              # `stand_in` and `real` folders of verdicts, for `agreement_table`
+                  ) -> list[Path]:
+    "Write `agreement.csv/.png/.svg/.vl.json/.md`: the stand-in's verdicts held against the real model's; the paths."
+    from inoculate.plots import figure_dir, git_sha, save_figure
+    t = agreement_table(**folders)
+    if t.empty: raise FileNotFoundError(f"no prediction is measured on both models: run `make reproduce` and `make {REAL_MODEL_PRESET}` first")
+    counts = t['agreement'].value_counts()
+    caption = (f"Each prediction that both the CPU stand-in (`{t['model_stand_in'].iloc[0]}`) and a real LLM (`{t['model_real'].iloc[0]}`, "
+               "finetuned on a CPU) measure: the value on each, with its 95% interval, a panel per scale. Verdicts: "
+               + ', '.join(f"{counts.get(k, 0)} {k}" for k in ('agree', 'differ', 'opposite'))
+               + ". Neither model is a paper's; where they differ the real model answers. Table: `agreement.csv`.")
+    prov = dict(stand_in=t['model_stand_in'].iloc[0], real_model=t['model_real'].iloc[0], predictions=len(t),
+                sources=f"figures/*.verdicts.csv, figures/{REAL_MODEL_PRESET}/*.verdicts.csv", git=git_sha())
+    return save_figure(agreement_chart(t), t, 'agreement', out_dir or figure_dir(REAL_MODEL_PRESET), caption, prov)
+
+GENERATED = {'figures': figures_markdown, 'answers': answers_markdown, 'agreement': agreement_markdown, 'costs': costs_markdown,
+             'gallery': gallery_markdown}
 
 def fill_generated(path:Path|str|None=None) -> list[str]:
     "Rewrite the cells of `path` (default: `nbs/index.ipynb`) that start with `<!-- generated: <name> -->`; the names filled."

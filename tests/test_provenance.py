@@ -7,7 +7,7 @@ import inoculate.plots as plots
 from inoculate import cli
 from inoculate.presets import repo_root
 
-FIGURES = sorted((repo_root()/'figures').glob('*.vl.json'))
+FIGURES = sorted([*(repo_root()/'figures').glob('*.vl.json'), *(repo_root()/'figures'/'cpu-llm').glob('*.vl.json')])  # the cpu-llm preset's too
 MAX_PNG_WIDTH = 2000  # px, at the scale the committed PNGs are written (2)
 
 
@@ -19,14 +19,14 @@ def test_there_are_committed_figures():
     assert len(FIGURES) >= 9
 
 
-@pytest.mark.parametrize('spec', FIGURES, ids=lambda p: p.name)
+@pytest.mark.parametrize('spec', FIGURES, ids=lambda p: str(p.relative_to(repo_root()/'figures')))
 def test_committed_figure_renders_within_width(spec):
     w, h = png_size(vlc.vegalite_to_png(json.loads(spec.read_text()), scale=2))
     assert w <= MAX_PNG_WIDTH, f"{spec.name}: {w} x {h} px (a wide figure is shrunk to the page; a tall one scrolls)"
     assert png_size((spec.parent/spec.name.replace('.vl.json', '.png')).read_bytes()) == (w, h), "the PNG is not drawn from this spec"
 
 
-@pytest.mark.parametrize('caption', sorted((repo_root()/'figures').glob('*.md')), ids=lambda p: p.name)
+@pytest.mark.parametrize('caption', sorted([*(repo_root()/'figures').glob('*.md'), *(repo_root()/'figures'/'cpu-llm').glob('*.md')]), ids=lambda p: str(p.relative_to(repo_root()/'figures')))
 def test_committed_caption_is_from_a_clean_commit(caption):
     git = [l for l in caption.read_text().splitlines() if l.startswith('| git |')]
     assert git and '-dirty' not in git[0] and 'unknown' not in git[0], git

@@ -7,13 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from inoculate.figure import MAX_NULL_PASS, VERDICTS, VERDICT_COLUMNS
-from inoculate.outputs import answers_markdown, figures_markdown
+from inoculate.outputs import REAL_MODEL_PRESET, agreement_markdown, answers_markdown, figures_markdown, verdict_files
 from inoculate.presets import COMMITTED_PRESET, EXPLORATION_FIGURES, load_preset, repo_root
 
 FIGURES = repo_root()/'figures'
-TIDY = [p for p in sorted(FIGURES.glob('*.csv')) if not p.name.endswith('.verdicts.csv') and 'run' in pd.read_csv(p, nrows=0).columns]
-CONFIRMATION = [p for p in sorted(FIGURES.glob('*.verdicts.csv')) if p.name.split('.')[0] not in EXPLORATION_FIGURES]
+FOLDERS = {FIGURES: COMMITTED_PRESET, FIGURES/REAL_MODEL_PRESET: REAL_MODEL_PRESET}  # the committed figures of each preset
+TIDY = [p for d in FOLDERS for p in sorted(d.glob('*.csv')) if not p.name.endswith('.verdicts.csv') and 'run' in pd.read_csv(p, nrows=0).columns]
+CONFIRMATION = [p for d in FOLDERS for p in verdict_files(d)]
 PRESET = load_preset(COMMITTED_PRESET)
+shown = lambda p: str(p.relative_to(FIGURES))
 read = lambda p: pd.read_csv(p, keep_default_na=False)
 number = lambda x: float(x) if str(x) not in ('', 'nan') else float('nan')
 
@@ -23,7 +25,7 @@ def test_every_figure_has_a_tidy_table_and_verdicts():
     assert CONFIRMATION, "and their verdict files"
 
 
-@pytest.mark.parametrize('csv', TIDY, ids=lambda p: p.stem)
+@pytest.mark.parametrize('csv', TIDY, ids=shown)
 def test_one_row_per_run_condition_and_metric(csv):
     t = pd.read_csv(csv)
     dup = t[t.duplicated(['run', 'condition', 'metric'], keep=False)]
@@ -31,7 +33,7 @@ def test_one_row_per_run_condition_and_metric(csv):
     assert t['roles'].notna().all(), "every run says which role(s) it plays"
 
 
-@pytest.mark.parametrize('csv', CONFIRMATION, ids=lambda p: p.stem)
+@pytest.mark.parametrize('csv', CONFIRMATION, ids=shown)
 def test_verdicts_are_one_of_five_outcomes_and_an_opposite_interval_is_opposite(csv):
     "Five outcomes, never lumped: no 'does not hold'; an interval wholly on the other side of its criterion reads 'opposite'."
     v = read(csv)
@@ -44,7 +46,7 @@ def test_verdicts_are_one_of_five_outcomes_and_an_opposite_interval_is_opposite(
         assert other_side == (r['verdict'] == 'opposite'), f"{r['claim']}: [{low}, {high}] {r['criterion']} reads {r['verdict']!r}"
 
 
-@pytest.mark.parametrize('csv', CONFIRMATION, ids=lambda p: p.stem)
+@pytest.mark.parametrize('csv', CONFIRMATION, ids=shown)
 def test_every_criterion_fails_on_its_null_distribution(csv):
     "Each measured verdict states its null and how often its criterion passes it; every holds passes at most 5% of it."
     v = read(csv)
@@ -56,12 +58,12 @@ def test_every_criterion_fails_on_its_null_distribution(csv):
     assert (rates <= MAX_NULL_PASS).all(), holds[rates > MAX_NULL_PASS][['claim', 'null', 'null_pass_rate']].to_string()
 
 
-@pytest.mark.parametrize('csv', CONFIRMATION, ids=lambda p: p.stem)
+@pytest.mark.parametrize('csv', CONFIRMATION, ids=shown)
 def test_verdicts_are_judged_on_the_confirmation_seeds(csv):
     "Every committed verdict is computed on the preset's confirmation seeds, none of which any choice saw."
-    v = read(csv)
-    assert set(v['seeds'].astype(str)) == {' '.join(map(str, PRESET.seeds))}, set(v['seeds'])
-    assert not set(PRESET.seeds) & set(PRESET.exploration_seeds)
+    v, preset = read(csv), load_preset(FOLDERS[csv.parent])
+    assert set(v['seeds'].astype(str)) == {' '.join(map(str, preset.seeds))}, set(v['seeds'])
+    assert not set(preset.seeds) & set(preset.exploration_seeds)
 
 
 def test_no_confirmation_seed_appears_where_a_choice_was_made():
@@ -72,13 +74,14 @@ def test_no_confirmation_seed_appears_where_a_choice_was_made():
         assert 'exploration_seeds' in ''.join(''.join(c['source']) for c in json.loads((repo_root()/'nbs'/'figures'/f'{slug}.ipynb').read_text())['cells'])
     for csv in TIDY:
         if csv.stem.split('.')[0] in EXPLORATION_FIGURES or csv.stem == 'conflict': continue
-        assert set(pd.read_csv(csv)['seed']) <= set(PRESET.seeds), f"{csv.name} holds seeds that are not confirmation seeds"
+        assert set(pd.read_csv(csv)['seed']) <= set(load_preset(FOLDERS[csv.parent]).seeds), f"{shown(csv)} holds seeds that are not confirmation seeds"
 
 
 def test_readme_answers_are_the_verdict_files():
     readme = (repo_root()/'README.md').read_text()
     assert answers_markdown().strip() in readme, "README.md's answers differ from figures/*.verdicts.csv: run `make readme`"
     assert figures_markdown().strip() in readme, "README.md's table of figures differs from the figure notebooks: run `make readme`"
+    assert agreement_markdown().strip() in readme, "README.md's stand-in-vs-real-model table differs from the verdict files: run `make readme`"
 
 
 def test_an_untracked_stray_file_does_not_block_reproduce(tmp_path):
