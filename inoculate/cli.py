@@ -6,13 +6,13 @@ Docs: https://inoculate-research.github.io/inoculate/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #8130b44f
 from __future__ import annotations
-import argparse, ast, json, os, sys
+import argparse, ast, json, os, shutil, sys
 from pathlib import Path
 from .presets import commits_figures, figure_notebook, figure_slugs, is_judged, load_preset, own_settings, preset_names, repo_root
 
 # %% auto #0
-__all__ = ['executed_path', 'run_figure', 'parse_parameter', 'ad_hoc_grid', 'parser', 'figures', 'sweep_all', 'dirty_refusal',
-           'main']
+__all__ = ['executed_path', 'run_figure', 'keep_outputs', 'parse_parameter', 'ad_hoc_grid', 'parser', 'figures', 'sweep_all',
+           'dirty_refusal', 'main']
 
 # %% ../nbs/09_cli.ipynb #88c576ae
 def executed_path(slug:str,                        # A figure: the name of its notebook in nbs/figures/
@@ -36,10 +36,24 @@ def run_figure(slug:str,                   # A figure: the name of its notebook 
     print(f"figure {slug} (preset {preset}) -> {out}", flush=True)
     pm.execute_notebook(src, out, parameters=dict(preset=preset, executor=executor, **parameters), cwd=src.parent,
                         kernel_name='python3', progress_bar=False, log_output=True)
-    if commits_figures(preset) and parameters.get('out_dir') is None:  # it made the committed figure: show its run
-        from inoculate.outputs import copy_outputs
-        print(f"figure {slug}: outputs of this run kept in {src.relative_to(repo_root())} ({copy_outputs(out, src)} cells)")
+    if parameters.get('out_dir') is None: keep_outputs(slug, preset, out)
     return out
+
+def keep_outputs(slug:str,        # The figure
+                 preset:str,      # The preset it ran under
+                 executed:Path,   # The notebook papermill executed
+                ) -> Path:
+    "Keep what the `executed` notebook showed where readers look: in the figure notebook for the committed preset, else beside the figures, in `figures/<preset>/<slug>.ipynb` (slimmed); that path."
+    from inoculate.outputs import copy_outputs, slim_notebook
+    from inoculate.plots import figure_dir
+    if commits_figures(preset):  # it made the committed figure: show its run
+        print(f"figure {slug}: outputs of this run kept in {figure_notebook(slug).relative_to(repo_root())} ({copy_outputs(executed, figure_notebook(slug))} cells)")
+        return figure_notebook(slug)
+    kept = figure_dir(preset)/f'{slug}.ipynb'
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(executed, kept); slim_notebook(kept)
+    print(f"figure {slug}: the executed notebook, its Result included, kept beside its figures: {kept.relative_to(repo_root())}")
+    return kept
 
 def parse_parameter(text:str) -> tuple[str, object]:
     "`NAME=VALUE` from the command line: VALUE as a Python literal (`(0.5, 1)`, `None`, `4.5`), else as a string."
