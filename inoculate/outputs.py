@@ -223,7 +223,8 @@ def costs_markdown(preset:str='colab-t4',    # The preset whose machine the hour
 
 # %% ../nbs/08a_outputs.ipynb #a9e70002
 def agreement(a:str, b:str) -> str:
-    "How two verdicts on one prediction compare: 'agree' (the same outcome), 'opposite' (one holds, the other is opposite) or 'differ'."
+    "How two verdicts on one prediction compare: 'not compared' (one is not measured), 'agree' (the same outcome), 'opposite' (one holds, the other is opposite) or 'differ'."
+    if 'not measured' in (a, b): return 'not compared'
     return 'agree' if a == b else 'opposite' if {a, b} == {'holds', 'opposite'} else 'differ'
 
 def agreement_table(stand_in:Path|None=None,  # Folder of the stand-in's verdicts (default `figures/`)
@@ -246,7 +247,7 @@ def agreement_markdown(stand_in:Path|None=None, real:Path|None=None) -> str:
     value = lambda v, lo, hi: f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]" if fmt(lo) else fmt(v) or '—'
     counts = t['agreement'].value_counts()
     head = (f"**{len(t)} predictions** measured on both `{t['model_stand_in'].iloc[0]}` and `{t['model_real'].iloc[0]}`: "
-            + ', '.join(f"{counts.get(k, 0)} {k}" for k in ('agree', 'differ', 'opposite')) + ". Where they differ, the real model's verdict is the answer.\n\n")
+            + ', '.join(f"{counts.get(k, 0)} {k}" for k in ('agree', 'differ', 'opposite', 'not compared')) + ". Where they differ, the real model's verdict is the answer.\n\n")
     rows = ''.join(f"| `{r.figure}` | {r.claim} | {r.measure} ({r.scale}) | {value(r.value_stand_in, r.low_stand_in, r.high_stand_in)} | "
                    f"{r.verdict_stand_in} | {value(r.value_real, r.low_real, r.high_real)} | **{r.verdict_real}** | {r.agreement} |\n" for r in t.itertuples())
     return head + ("| figure | prediction | measure (scale) | stand-in [95% interval] | stand-in's verdict | real model [95% interval] | "
@@ -281,7 +282,7 @@ def save_agreement(out_dir:Path|None=None, # Where the files go (default `figure
     counts = t['agreement'].value_counts()
     caption = (f"Each prediction that both the CPU stand-in (`{t['model_stand_in'].iloc[0]}`) and a real LLM (`{t['model_real'].iloc[0]}`, "
                "finetuned on a CPU) measure: the value on each, with its 95% interval, a panel per scale. Verdicts: "
-               + ', '.join(f"{counts.get(k, 0)} {k}" for k in ('agree', 'differ', 'opposite'))
+               + ', '.join(f"{counts.get(k, 0)} {k}" for k in ('agree', 'differ', 'opposite', 'not compared'))
                + ". Neither model is a paper's; where they differ the real model answers. Table: `agreement.csv`.")
     prov = dict(stand_in=t['model_stand_in'].iloc[0], real_model=t['model_real'].iloc[0], predictions=len(t),
                 sources=f"figures/*.verdicts.csv, figures/{REAL_MODEL_PRESET}/*.verdicts.csv", git=git_sha())
