@@ -43,15 +43,17 @@ def keep_outputs(slug:str,        # The figure
                  preset:str,      # The preset it ran under
                  executed:Path,   # The notebook papermill executed
                 ) -> Path:
-    "Keep what the `executed` notebook showed where readers look: in the figure notebook for the committed preset, else beside the figures, in `figures/<preset>/<slug>.ipynb` (slimmed); that path."
-    from inoculate.outputs import copy_outputs, slim_notebook
+    "Keep what the `executed` notebook showed where readers look: in the figure notebook for the committed preset, else beside the figures, in `figures/<preset>/<slug>.ipynb` (slimmed, without the committed run's record of its parameters); that path."
+    from inoculate.outputs import MADE_WITH, copy_outputs, slim_cells, tags, write_notebook
     from inoculate.plots import figure_dir
     if commits_figures(preset):  # it made the committed figure: show its run
         print(f"figure {slug}: outputs of this run kept in {figure_notebook(slug).relative_to(repo_root())} ({copy_outputs(executed, figure_notebook(slug))} cells)")
         return figure_notebook(slug)
     kept = figure_dir(preset)/f'{slug}.ipynb'
     kept.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(executed, kept); slim_notebook(kept)
+    nb = json.loads(Path(executed).read_text())
+    nb['cells'] = [c for c in nb['cells'] if MADE_WITH not in tags(c)]  # the committed run's record of its parameters: not this run's
+    write_notebook(slim_cells(nb), kept)
     print(f"figure {slug}: the executed notebook, its Result included, kept beside its figures: {kept.relative_to(repo_root())}")
     return kept
 
