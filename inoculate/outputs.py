@@ -256,7 +256,9 @@ def agreement_markdown(stand_in:Path|None=None, real:Path|None=None) -> str:
     value = lambda v, lo, hi: f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]" if fmt(lo) else fmt(v) or '—'
     counts = t['agreement'].value_counts()
     head = (f"**{len(t)} predictions** measured on both `{t['model_stand_in'].iloc[0]}` and `{t['model_real'].iloc[0]}`: "
-            + ', '.join(f"{counts.get(k, 0)} {k}" for k in ('agree', 'differ', 'opposite', 'not compared')) + ". Where they differ, the real model's verdict is the answer.\n\n")
+            + ', '.join(f"{counts.get(k, 0)} {k}" for k in ('agree', 'differ', 'opposite', 'not compared')) + ". Where they differ, the real model's verdict is the answer. "
+            + "Predictions are worded with the stand-in's settings; the real model's are their counterparts: "
+            + ', '.join(f"`{real}` for `{stand_in}`" for real, stand_in in STAND_IN_COUNTERPART.items()) + ".\n\n")
     rows = ''.join(f"| `{r.figure}` | {r.claim} | {r.measure} ({r.scale}) | {value(r.value_stand_in, r.low_stand_in, r.high_stand_in)} | "
                    f"{r.verdict_stand_in} | {value(r.value_real, r.low_real, r.high_real)} | **{r.verdict_real}** | {r.agreement} |\n" for r in t.itertuples())
     return head + ("| figure | prediction | measure (scale) | stand-in [95% interval] | stand-in's verdict | real model [95% interval] | "
