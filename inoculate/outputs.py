@@ -279,7 +279,7 @@ def agreement_chart(t:pd.DataFrame) -> alt.TopLevelMixin:
     errs = base.mark_rule().encode(x='low:Q', x2='high:Q')
     zero = alt.Chart().mark_rule(color='gray', strokeDash=[3, 3]).encode(x=alt.datum(0))
     chart = alt.layer(zero, errs, points, data=rows).properties(width=260, height=alt.Step(22)).facet(
-        row=alt.Row('scale:N', title=None, header=alt.Header(labelAngle=0, labelAlign='left', labelFontWeight='bold'))
+        row=alt.Row('scale:N', title=None, header=alt.Header(labelOrient='top', labelAngle=0, labelAnchor='end', labelFontWeight='bold'))
     ).resolve_scale(x='independent', y='independent')
     return stack([chart], "The stand-in held against a real model — each prediction's value on both, with its 95% interval")
 
