@@ -200,8 +200,9 @@ def answers_markdown(folder:Path|None=None) -> str:
                               f"{' holds on (bases) |' if across else ''}\n|---|---|---|---|---|---|---|---|{'---|' if across else ''}\n" + rows)
 
 def gallery_markdown(folder:Path|None=None, url:str='https://raw.githubusercontent.com/inoculate-research/inoculate/main/figures') -> str:
-    "The README's gallery: every committed figure, two a row."
-    names = [p.stem for p in sorted((folder or repo_root()/'figures').glob('*.png'))]
+    "The README's gallery: every committed figure (the `cpu` preset's, then the real model's in `figures/cpu-llm/`), two a row."
+    folder = folder or repo_root()/'figures'
+    names = [p.stem for p in sorted(folder.glob('*.png'))] + [f'{REAL_MODEL_PRESET}/{p.stem}' for p in sorted((folder/REAL_MODEL_PRESET).glob('*.png'))]
     cells = [f"![{n}]({url}/{n}.png)" for n in names] + ([''] if len(names) % 2 else [])
     return "| | |\n|---|---|\n" + ''.join(f"| {a} | {b} |\n" for a, b in zip(cells[::2], cells[1::2]))
 
