@@ -47,14 +47,14 @@ def summarise(df:pd.DataFrame, by:list[str]) -> pd.DataFrame:
 
 # %% ../nbs/07_plots.ipynb #5cb12f61
 def elicitation_summary(df:pd.DataFrame, candidates) -> pd.DataFrame:
-    "Per candidate and metric: elicitation in the base (mean over its seeds), and the drop in the trait it brings as an inoculation prompt."
+    "Per candidate and metric: elicitation in the base (mean over its seeds), and the drop in the trait it brings as an inoculation prompt (a t-interval over seeds: a difference of rates, not a rate)."
     df = by_role(df)
     elicit = (df[df['role'] == 'base'].rename(columns={'condition': 'candidate', 'value': 'elicitation'})
               .groupby(['candidate', 'metric'], as_index=False)['elicitation'].mean())
     ref = df[(df['role'] == 'no prompt') & (df['condition'] == 'no prompt')].set_index(['seed', 'metric'])['value']
     after = df[df['role'].isin(candidates) & (df['condition'] == 'no prompt')]
     drop = after.assign(value=[ref[(s, m)] - v for s, m, v in zip(after['seed'], after['metric'], after['value'])],
-                        candidate=after['role'])
+                        candidate=after['role']).drop(columns=['n', 'prompts', 'prompt_sd'], errors='ignore')  # a difference, not a rate: t-interval
     return summarise(drop, ['candidate', 'metric']).merge(elicit, on=['candidate', 'metric'])
 
 # %% ../nbs/07_plots.ipynb #5cb12f66
