@@ -28,9 +28,9 @@ __all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'MAX_NULL_PASS', 'NULL_SETS', '
            'prepare', 'RunsFailed', 'unfinished_table', 'where_runs_came_from', 'wait_for_held', 'run',
            'figure_provenance', 'base_weights', 'log_odds_source', 'across', 'save', 'show', 'table', 'Effect',
            'seed_rows', 'seed_values', 'Arm', 'arm', 'pooled_arm', 'Criterion', 'above', 'below', 'inside', 'Verdict',
-           'judged', 'rate_interaction', 'rate_verdict', 'sign_patterns', 'mean_verdict', 'correlation_verdict',
-           'log_odds_verdict', 'inoculation_verdicts', 'verdict_line', 'result_markdown', 'verdict_table',
-           'changed_answers', 'result', 'planning_cells', 'plan_figure']
+           'judged', 'rate_interaction', 'rate_verdict', 'sign_patterns', 'sign_flip_ps', 'mean_verdict',
+           'correlation_verdict', 'log_odds_verdict', 'inoculation_verdicts', 'verdict_line', 'result_markdown',
+           'verdict_table', 'changed_answers', 'result', 'planning_cells', 'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -117,7 +117,7 @@ class Figure:
                  data_dir:str|None=None,         # Local copies of the datasets (sets $INOCULATE_DATA_DIR)
                  rewriter:str|None=None,         # Who rewrites GSM8K: 'model' (default) or 'openai:<model>'
                  api_base_url:str|None=None,     # OpenAI-compatible server for rewriter and judge (None: OpenAI)
-                 in_reproduce:bool=True):        # False: a long survey `inoculate reproduce` leaves out (`inoculate figure` makes it)
+                 in_reproduce:bool=True):        # False: `inoculate reproduce` leaves it out (a long survey, or runs its budget spends elsewhere); `inoculate figure` makes it
         self.preset = preset if isinstance(preset, Preset) else load_preset(preset)
         self.slug, self.max_hours, self.executor, self.in_reproduce = slug, max_hours, executor, in_reproduce
         self.design, self.seeds = model_design(self.preset), tuple(seeds or self.preset.seeds)
@@ -425,6 +425,13 @@ def sign_patterns(k:int) -> np.ndarray:
     "All 2^k patterns of ±1 over k seeds, the identity first."
     return np.array(list(itertools.product((1., -1.), repeat=k)))
 
+def sign_flip_ps(deviations,            # (patterns, seeds): each sign pattern's deviations from the threshold, the observed first
+                 direction:str='above', # The claimed side: 'above' or 'below'
+                ) -> np.ndarray:
+    "Each pattern's exact one-sided p-value among all the patterns: the share whose mean deviation lies at least as far on the claimed side."
+    m = np.asarray(deviations, float).mean(-1) * (1. if direction == 'above' else -1.)
+    return (m[None, :] >= m[:, None] - 1e-12).mean(1)
+
 def mean_verdict(claim:str,            # The prediction, in words
                  measure:str,          # What was measured to test it
                  values,               # One value per seed (a mean log-odds, or a difference of two arms' by seed)
@@ -440,11 +447,19 @@ def mean_verdict(claim:str,            # The prediction, in words
         return Verdict(claim, measure, e, criterion.text, 'not measured', 'one seed: no interval' if e.n < 2 else 'every seed gave the same value', scale=scale)
     p = criterion.p_value(lambda t, d: float(t_p_value(v, t, d)))
     t = criterion.a if criterion.kind != 'inside' else (criterion.a + criterion.b) / 2
+    exact = criterion.kind != 'inside' and null_sets is None  # a one-sided claim on the sign-pattern null: the exact test joins the criterion
     if null_sets is None:
         null_sets = t + sign_patterns(len(v)) * (v - t)
         null = "labels of the arms swapped within seeds (every sign pattern)" if t == 0 else "every sign pattern of the seeds' deviations from the threshold"
-    _, low, high = t_interval(np.asarray(null_sets, float))
-    return judged(claim, measure, e, criterion, p, null, float(np.mean(criterion.holds(low, high))), scale)
+    null_sets = np.asarray(null_sets, float)
+    _, low, high = t_interval(null_sets)
+    if not exact: return judged(claim, measure, e, criterion, p, null, float(np.mean(criterion.holds(low, high))), scale)
+    ps = sign_flip_ps(null_sets - t, criterion.kind)
+    w = judged(claim, measure, e, criterion, p, null, float(np.mean(criterion.holds(low, high) & (ps <= MAX_NULL_PASS))), scale)
+    w = dataclasses.replace(w, criterion=f"{criterion.text} and the exact sign-flip test at p <= {MAX_NULL_PASS:g}")
+    if w.verdict == 'holds' and ps[0] > MAX_NULL_PASS:
+        w = dataclasses.replace(w, verdict='inconclusive', reason=f"the exact sign-flip test gives p = {ps[0]:.3f} ({len(v)} seeds): not beyond chance")
+    return w
 
 def correlation_verdict(claim:str,           # The prediction, in words
                         measure:str,         # What was measured to test it

@@ -48,14 +48,13 @@ def test_verdicts_are_one_of_five_outcomes_and_an_opposite_interval_is_opposite(
 
 @pytest.mark.parametrize('csv', CONFIRMATION, ids=shown)
 def test_every_criterion_fails_on_its_null_distribution(csv):
-    "Each measured verdict states its null and how often its criterion passes it; every holds passes at most 5% of it."
+    "Each measured verdict states its null and how often its criterion passes it: at most 5% of it, whatever the verdict."
     v = read(csv)
     measured = v[v['verdict'].isin(['holds', 'opposite', 'inconclusive'])]
     assert (measured['null'] != '').all(), measured[measured['null'] == '']['claim'].tolist()
-    assert measured['null_pass_rate'].map(number).notna().all(), measured[['claim', 'null_pass_rate']].to_string()
-    holds = measured[measured['verdict'] == 'holds']  # an inconclusive one may pass more (5 seeds' sign flips: 2 of 32 is 6%)
-    rates = holds['null_pass_rate'].map(number)
-    assert (rates <= MAX_NULL_PASS).all(), holds[rates > MAX_NULL_PASS][['claim', 'null', 'null_pass_rate']].to_string()
+    rates = measured['null_pass_rate'].map(number)
+    assert rates.notna().all(), measured[['claim', 'null_pass_rate']].to_string()
+    assert (rates <= MAX_NULL_PASS).all(), measured[rates > MAX_NULL_PASS][['claim', 'null', 'null_pass_rate']].to_string()
 
 
 @pytest.mark.parametrize('csv', CONFIRMATION, ids=shown)
