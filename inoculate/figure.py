@@ -6,7 +6,7 @@ Docs: https://inoculate-research.github.io/inoculate/figure.html.md"""
 
 # %% ../nbs/08_figure.ipynb #f1a00004
 from __future__ import annotations
-import dataclasses, itertools, json, math, os, sys, time
+import dataclasses, itertools, json, math, os, re, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -30,7 +30,7 @@ __all__ = ['JUDGE_CALLS_PER_MINUTE', 'VERDICTS', 'MAX_NULL_PASS', 'NULL_SETS', '
            'seed_rows', 'seed_values', 'Arm', 'arm', 'pooled_arm', 'Criterion', 'above', 'below', 'inside', 'Verdict',
            'judged', 'rate_interaction', 'rate_verdict', 'sign_patterns', 'sign_flip_ps', 'mean_verdict',
            'correlation_verdict', 'log_odds_verdict', 'inoculation_verdicts', 'verdict_line', 'result_markdown',
-           'verdict_table', 'changed_answers', 'result', 'planning_cells', 'plan_figure']
+           'verdict_table', 'changed_answers', 'result', 'claim_across_bases', 'planning_cells', 'plan_figure']
 
 # %% ../nbs/08_figure.ipynb #f1a00007
 JUDGE_CALLS_PER_MINUTE = 300  # an API judge on 8 threads; the GPU waits meanwhile
@@ -576,6 +576,11 @@ def result(self:Figure,
                 if old.exists() else f"\n\nNo verdicts of this figure before this version (no `{shown_path(old)}`).")
     return Markdown(result_markdown(verdicts, limits) + compared)
 Figure.result = result
+
+# %% ../nbs/08_figure.ipynb #2f39bf1d
+def claim_across_bases(claim:str) -> str:
+    "`claim` as it reads on every base: a name the figure chose on its own data (backticks in parentheses) becomes \"each base's own\"."
+    return re.sub(r"\(`[^`]+`\)", "(each base's own)", claim)
 
 # %% ../nbs/08_figure.ipynb #f1a0001f
 def planning_cells(slug:str) -> list[str]:

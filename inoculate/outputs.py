@@ -16,8 +16,8 @@ from .plots import RUN_RECORD_TAGS, stack
 from .presets import EXPLORATION_FIGURES, figure_slugs, repo_root
 
 # %% auto #0
-__all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'REAL_MODEL_PRESET', 'STAND_IN_COUNTERPART', 'GENERATED', 'as_text', 'cut_lines',
-           'as_lines', 'slim_output', 'slim_cells', 'write_notebook', 'slim_notebook', 'lesson_notebooks',
+__all__ = ['WIDGET', 'INJECTED', 'MADE_WITH', 'REAL_MODEL_PRESET', 'ACROSS_BASES', 'STAND_IN_COUNTERPART', 'GENERATED', 'as_text',
+           'cut_lines', 'as_lines', 'slim_output', 'slim_cells', 'write_notebook', 'slim_notebook', 'lesson_notebooks',
            'slim_notebooks', 'tags', 'made_with_markdown', 'recorded_parameters', 'copy_outputs', 'verdict_files',
            'verdicts_in', 'answered_by', 'figure_questions', 'saved_figures', 'figures_markdown', 'answers_table',
            'answers_markdown', 'gallery_markdown', 'costs_markdown', 'as_stand_in_words', 'agreement',
@@ -164,10 +164,13 @@ def figures_markdown() -> str:
     rows = ''.join(f"| `{slug}` | {q} | {', '.join(f'`{f}`' for f in saved_figures(slug))} | {models(slug)} |\n" for slug, q in figure_questions().items())
     return "| notebook | question | figures | answered by |\n|---|---|---|---|\n" + rows
 
+ACROSS_BASES = 'across-bases'  # its verdicts read the other figures' claims again, on three bases: a column of theirs, not predictions of its own
+
 def answers_table(folder:Path|None=None) -> pd.DataFrame|None:
-    "Every confirmation figure's verdicts (`<slug>.verdicts.csv`; not the `EXPLORATION_FIGURES`) in one table, with Holm-adjusted p-values over all of them and what each 'holds' is after that; None when there are none."
+    "Every confirmation figure's verdicts (`<slug>.verdicts.csv`; not the `EXPLORATION_FIGURES`, nor `ACROSS_BASES`'s) in one table, with Holm-adjusted p-values over all of them and what each 'holds' is after that; None when there are none."
     from inoculate.score import holm
     v = verdicts_in(folder or repo_root()/'figures')
+    v = v[v['figure'] != ACROSS_BASES].reset_index(drop=True) if not v.empty else v
     if v.empty: return None
     v['p_holm'] = holm(pd.to_numeric(v['p'], errors='coerce'))
     v['after_holm'] = np.where(v['verdict'] != 'holds', v['verdict'], np.where(v['p_holm'] < 0.025, 'holds', 'inconclusive'))
@@ -175,6 +178,7 @@ def answers_table(folder:Path|None=None) -> pd.DataFrame|None:
 
 def answers_markdown(folder:Path|None=None) -> str:
     "The README's answers: how many verdicts of each kind, how many hold after Holm's adjustment and by chance alone, then a row per prediction."
+    from inoculate.figure import claim_across_bases
     from inoculate.score import expected_chance_holds
     v = answers_table(folder)
     if v is None: return "No figure has written its verdicts yet: run `make reproduce`."
@@ -190,8 +194,10 @@ def answers_markdown(folder:Path|None=None) -> str:
             f"Holm's adjustment over all {tested} verdicts that have a p-value, **{(v['after_holm'] == 'holds').sum()} of the "
             f"{(v['verdict'] == 'holds').sum()} holds remain**. By chance alone (the sum of the verdicts' pass rates under their nulls) "
             f"about **{chance:.1f}** would hold.\n\n")
-    across = {r['claim'].removesuffix(' (on every base)'): r['reason'].removeprefix('holds on ') for _, r in v[v['figure'] == 'across-bases'].iterrows()}
-    bases = lambda r: f" {across.get(r['figure'] + ': ' + r['claim'], '')} |" if across else ''
+    across_file = (folder or repo_root()/'figures')/f'{ACROSS_BASES}.verdicts.csv'
+    across = ({r['claim'].removesuffix(' (on every base)'): r['reason'].removeprefix('holds on ')
+               for _, r in pd.read_csv(across_file, keep_default_na=False).iterrows()} if across_file.exists() else {})
+    bases = lambda r: f" {across.get(claim_across_bases(r['figure'] + ': ' + r['claim']), '')} |" if across else ''
     rows = ''.join(f"| `{r['figure']}` | `{r['model']}` | {r['claim']} | {r['measure']} ({r['scale']}) | {value(r)} | {r['criterion']} | "
                    f"**{r['verdict']}**{f' ({r.reason})' if r['reason'] else ''} | {r['after_holm']} |{bases(r)}\n" for _, r in v.iterrows())
     one_base = '' if across else ("No `across-bases` figure is committed: each verdict is conditional on one build of its base "
