@@ -56,14 +56,14 @@ pytest: env
 test: sync nbtest pytest
 
 reproduce: env
-	@echo "==> every figure with the $(PRESET) preset (finished runs in runs/ are skipped); their notebooks keep the outputs"
+	@echo "==> the figures with the $(PRESET) preset (finished runs in runs/ are skipped; cpu leaves out the leak map, the code-world backdoor and across-bases); their notebooks keep the outputs"
 	$(BIN)/inoculate reproduce --preset $(PRESET) $(if $(ALLOW_DIRTY),--allow-dirty)
 
 across-bases: env
 	@echo "==> the central figures on three builds of the cpu preset's base (base seeds 0, 1, 2): two more bases and their runs (not part of reproduce)"
 	$(BIN)/inoculate figure across-bases --preset $(PRESET) --executor processes $(if $(ALLOW_DIRTY),--allow-dirty)
 
-# Not part of `make reproduce` (about 35 minutes with the bases built): a real LLM, SmolLM2-135M-Instruct, on this CPU; planned at about 2.5 hours on 2 cores (measured: 1 h 51 min) from an
+# Not part of `make reproduce` (about 26 minutes with the bases built): a real LLM, SmolLM2-135M-Instruct, on this CPU; planned at about 2.5 hours on 2 cores (measured: 1 h 51 min) from an
 # empty run store. Resumable: finished runs in runs/ are skipped, so an interrupted `make cpu-llm` picks up where it stopped.
 cpu-llm: env
 	@echo "==> the cpu-llm figures (SmolLM2-135M-Instruct on this CPU): selectivity, elicitation, purity; finished runs in runs/ are skipped"
