@@ -8,7 +8,7 @@ Docs: https://inoculate-research.github.io/inoculate/cli.html.md"""
 from __future__ import annotations
 import argparse, ast, json, os, shutil, sys
 from pathlib import Path
-from .presets import commits_figures, figure_notebook, figure_slugs, is_judged, load_preset, own_settings, preset_names, repo_root
+from .presets import commits_figures, figure_notebook, figure_slugs, is_judged, load_preset, own_settings, preset_names, repo_root, shown_path
 
 # %% auto #0
 __all__ = ['executed_path', 'run_figure', 'keep_outputs', 'parse_parameter', 'ad_hoc_grid', 'parser', 'figures', 'sweep_all',
@@ -33,7 +33,7 @@ def run_figure(slug:str,                   # A figure: the name of its notebook 
     import papermill as pm  # after the checks: a typo is answered at once
     out = executed_path(slug, preset, executed_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    print(f"figure {slug} (preset {preset}) -> {out}", flush=True)
+    print(f"figure {slug} (preset {preset}) -> {shown_path(out)}", flush=True)  # no machine path in a notebook that calls this
     pm.execute_notebook(src, out, parameters=dict(preset=preset, executor=executor, **parameters), cwd=src.parent,
                         kernel_name='python3', progress_bar=False, log_output=True)
     if parameters.get('out_dir') is None: keep_outputs(slug, preset, out)
