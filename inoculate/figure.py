@@ -572,7 +572,7 @@ def result(self:Figure,
     atomic_write_text(path, table.to_csv(index=False))
     print(f"saved {path.name} in {shown_path(self.out_dir)}")
     old = repo_root()/'figures'/PREVIOUS['folder']/path.name
-    compared = ('' if not (commits_figures(self.preset.name) and self.in_reproduce) else f"\n\n{changed_answers(table, pd.read_csv(old, keep_default_na=False))}"
+    compared = ('' if not commits_figures(self.preset.name) else f"\n\n{changed_answers(table, pd.read_csv(old, keep_default_na=False))}"
                 if old.exists() else f"\n\nNo verdicts of this figure before this version (no `{shown_path(old)}`).")
     return Markdown(result_markdown(verdicts, limits) + compared)
 Figure.result = result
