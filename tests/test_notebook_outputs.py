@@ -7,8 +7,8 @@ from inoculate.presets import cache_dir, figure_notebook, figure_slugs, repo_roo
 
 FIGURE_NBS = [figure_notebook(s) for s in figure_slugs()]
 # Surveys outside `make reproduce` not made again since their code changed: the leak map (about 1.1 h of runs and a base
-# per variant: its committed figure is from 4e9ede2) and across-bases (about 1.7 h, two more bases). Each comes off this
-# list when `inoculate figure <slug> --preset cpu` has kept its outputs (strict: an XPASS fails).
+# per variant: its committed figure is from 4e9ede2). It comes off this list when `inoculate figure leak-map --preset cpu`
+# has kept its outputs (strict: an XPASS fails).
 NOT_YET_MADE = {'leak-map'}
 MADE = [pytest.param(nb, marks=pytest.mark.xfail(nb.stem in NOT_YET_MADE, strict=True, reason='survey not made again since its code changed'))
         for nb in FIGURE_NBS]
