@@ -8,15 +8,10 @@ from inoculate.plots import bar_chart, chart_traps, line_chart, scatter_chart
 from inoculate.presets import repo_root
 
 COMMITTED = sorted([*(repo_root()/'figures').glob('*.vl.json'), *(repo_root()/'figures'/'cpu-llm').glob('*.vl.json')])  # the cpu-llm preset's too
-# Drawn before the lint existed, with the old builders: each falls into a trap the lint names (see the failure message).
-# The integrator redraws every figure with today's builders (and the calibration chart anew); then each of these passes,
-# strict xfail reports it as XPASS, and its name comes off this list.
-DRAWN_BEFORE_THE_LINT = {'conflict', 'leak-map'}  # the leak map's survey (exploration seeds; not in make reproduce), drawn before the lint
 
 
-@pytest.mark.parametrize('spec', [pytest.param(p, marks=pytest.mark.xfail(p.name.removesuffix('.vl.json') in DRAWN_BEFORE_THE_LINT, strict=True,
-                                                                          reason='drawn before the chart lint: redraw it'))
-                                  for p in COMMITTED], ids=lambda p: str(p.relative_to(repo_root()/'figures')))
+
+@pytest.mark.parametrize('spec', COMMITTED, ids=lambda p: str(p.relative_to(repo_root()/'figures')))
 def test_committed_chart_has_no_trap(spec):
     traps = chart_traps(json.loads(spec.read_text()))
     assert not traps, f"{spec.name}: {len(traps)} trap(s):\n" + '\n'.join(traps[:10])

@@ -6,12 +6,6 @@ from inoculate.outputs import lesson_notebooks, recorded_parameters
 from inoculate.presets import cache_dir, figure_notebook, figure_slugs, repo_root
 
 FIGURE_NBS = [figure_notebook(s) for s in figure_slugs()]
-# Surveys outside `make reproduce` not made again since their code changed: the leak map (about 1.1 h of runs and a base
-# per variant: its committed figure is from 4e9ede2). It comes off this list when `inoculate figure leak-map --preset cpu`
-# has kept its outputs (strict: an XPASS fails).
-NOT_YET_MADE = {'leak-map'}
-MADE = [pytest.param(nb, marks=pytest.mark.xfail(nb.stem in NOT_YET_MADE, strict=True, reason='survey not made again since its code changed'))
-        for nb in FIGURE_NBS]
 MAX_LESSON_BYTES, MAX_FIGURE_BYTES = 200_000, 300_000
 
 
@@ -29,7 +23,7 @@ def test_figure_notebook_has_a_result_computed_from_its_csv(nb):
     assert 'fig.table(' in code and 'fig.result(' in code, "the Result reads the saved CSV back and writes each verdict"
 
 
-@pytest.mark.parametrize('nb', MADE, ids=lambda p: p.stem)
+@pytest.mark.parametrize('nb', FIGURE_NBS, ids=lambda p: p.stem)
 def test_figure_notebook_shows_its_figure_and_result(nb):
     outs = outputs(nb)
     assert any('image/png' in o.get('data', {}) for o in outs), "the figure is in the notebook"
@@ -42,7 +36,7 @@ def test_figure_notebook_shows_its_figure_and_result(nb):
 def tags(cell): return cell.get('metadata', {}).get('tags', [])
 
 
-@pytest.mark.parametrize('nb', MADE, ids=lambda p: p.stem)
+@pytest.mark.parametrize('nb', FIGURE_NBS, ids=lambda p: p.stem)
 def test_recorded_parameters_are_those_of_the_outputs_and_the_figure(nb):
     "The committed notebook records the parameters it ran with in a note no run executes; they name the preset its outputs and its figure's provenance name."
     assert not [c for c in cells(nb) if 'injected-parameters' in tags(c)], "no injected cell: it would override the parameters cell"
