@@ -10,7 +10,6 @@ from inoculate.presets import repo_root
 COMMITTED = sorted([*(repo_root()/'figures').glob('*.vl.json'), *(repo_root()/'figures'/'cpu-llm').glob('*.vl.json')])  # the cpu-llm preset's too
 
 
-
 @pytest.mark.parametrize('spec', COMMITTED, ids=lambda p: str(p.relative_to(repo_root()/'figures')))
 def test_committed_chart_has_no_trap(spec):
     traps = chart_traps(json.loads(spec.read_text()))
