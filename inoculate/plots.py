@@ -93,7 +93,9 @@ def facet(layers:list,           # The layers of one panel: none may carry data 
     chart = alt.layer(*layers, data=data).properties(width=240, height=height).facet(
         facet=alt.Facet(f'{column}:N', title=None, sort=list(dict.fromkeys(data[column])), header=HEADER),
         columns=columns or panels_per_row(data[column]))
-    return chart.resolve_scale(x='independent') if own_x else chart
+    if not own_x: return chart
+    # Once x is independent, Vega-Lite labels the shared y axis on only some wrapped panels: rate panels (one fixed domain) each carry their own
+    return chart.resolve_scale(x='independent', **({} if odds else {'y': 'independent'}))
 
 def stack(charts:list,        # Charts to put one above the other
           title:str,          # The title; its part after ' — ' goes on a line below
